@@ -1,0 +1,19 @@
+"""gunicorn settings for `make run`, the benchmark and the multi-node tests."""
+
+import os
+
+worker_class = "sync"
+timeout = int(float(os.environ.get("MLAPI_PREDICT_TIMEOUT_S", "40"))) + 20
+graceful_timeout = 30
+keepalive = 5
+accesslog = None
+max_requests = 0
+preload_app = False
+
+
+def child_exit(server, worker):
+    """Tell prometheus_client a worker is gone so its live gauges are dropped."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

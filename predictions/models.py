@@ -1,0 +1,124 @@
+"""The model registry (models and their versions) and batch prediction jobs."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+
+
+class Task(models.TextChoices):
+    CLASSIFICATION = "classification", "Classification"
+    REGRESSION = "regression", "Regression"
+
+
+class Runtime(models.TextChoices):
+    ONNX = "onnx", "ONNX Runtime"
+    SKLEARN = "sklearn", "scikit-learn"
+
+
+class MLModel(models.Model):
+    """A named model in the registry; predictions go to its default version unless pinned."""
+
+    name = models.SlugField(max_length=64, unique=True)
+    task = models.CharField(max_length=20, choices=Task.choices)
+    description = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "model"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ModelVersion(models.Model):
+    """One trained artifact of a model, with its input schema and the runtime that serves it.
+
+    `input_schema` is `{"features": [{"name", "type": "number"|"category", "minimum"?,
+    "maximum"?, "categories"?}]}` in the order the estimator expects; `output` describes the
+    prediction (`{"type": "label", "classes": [...]}` or `{"type": "number", "unit"?}`).
+    `artifact` is a skops file (never a pickle); `sha256` is verified on every load.
+    """
+
+    model = models.ForeignKey(MLModel, on_delete=models.CASCADE, related_name="versions")
+    version = models.CharField(max_length=32)
+    artifact = models.CharField(
+        max_length=500, help_text="Path of the skops file, relative to MLAPI_DATA_DIR."
+    )
+    sha256 = models.CharField(max_length=64)
+    onnx_artifact = models.CharField(max_length=500, blank=True)
+    onnx_sha256 = models.CharField(max_length=64, blank=True)
+    runtime = models.CharField(max_length=10, choices=Runtime.choices, default=Runtime.SKLEARN)
+    runtime_note = models.CharField(max_length=300, blank=True)
+    input_schema = models.JSONField()
+    output = models.JSONField(default=dict)
+    metadata = models.JSONField(default=dict, blank=True)
+    is_default = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["model__name", "-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["model", "version"], name="unique_model_version"),
+            models.UniqueConstraint(
+                fields=["model"], condition=Q(is_default=True), name="one_default_version_per_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.model.name}:{self.version}"
+
+
+class JobStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    SUCCEEDED = "succeeded", "Succeeded"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class BatchJob(models.Model):
+    """A file of rows scored asynchronously by a Celery worker, chunk by chunk."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    subscription = models.ForeignKey(
+        "keys.Subscription", on_delete=models.CASCADE, related_name="jobs"
+    )
+    api_key = models.ForeignKey(
+        "keys.ApiKey", on_delete=models.SET_NULL, null=True, blank=True, related_name="jobs"
+    )
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="jobs")
+    status = models.CharField(max_length=10, choices=JobStatus.choices, default=JobStatus.QUEUED)
+    input_path = models.CharField(max_length=500)
+    input_format = models.CharField(max_length=8)  # "csv" or "jsonl"
+    original_filename = models.CharField(max_length=255, blank=True)
+    rows_total = models.PositiveIntegerField(default=0)
+    rows_done = models.PositiveIntegerField(default=0)
+    rows_failed = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    results_path = models.CharField(max_length=500, blank=True)
+    quota_period_start = models.DateTimeField(null=True, blank=True)
+    quota_refunded = models.BooleanField(default=False)
+    cancel_requested = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["subscription", "-created_at"])]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(rows_done__lte=models.F("rows_total")), name="job_rows_done_le_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"job {self.id} ({self.status})"
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}

@@ -1,0 +1,1 @@
+"""Usage records and daily rollups (filled in by the usage work)."""
