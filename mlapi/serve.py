@@ -1,7 +1,9 @@
 """`make run`: gunicorn and a Celery worker (with its beat scheduler) in the foreground.
 
+`python -m mlapi.serve` runs both; `python -m mlapi.serve web` or `... worker` runs one role
+(the container image uses the roles, so what CI proves is what the image runs).
 SIGINT or SIGTERM stops both cleanly: gunicorn finishes in-flight requests, the worker finishes
-its current chunk. If either child dies, the other is stopped and the exit code is passed on.
+its current chunk. If either child dies, the other is stopped and its exit code is passed on.
 """
 
 from __future__ import annotations
@@ -15,60 +17,40 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
+ROLES = ("web", "worker")
 
 
 def _children_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
-    metrics_dir = tempfile.mkdtemp(prefix="mlapi-metrics-")
-    env.setdefault("PROMETHEUS_MULTIPROC_DIR", metrics_dir)
+    # prometheus_client's multiprocess mode, so /metrics adds up across gunicorn workers.
+    env.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="mlapi-metrics-"))
     return env
 
 
-def main() -> int:
+def _web_command() -> list[str]:
     host = os.environ.get("HOST", "127.0.0.1")
     port = os.environ.get("PORT", "8000")
-    workers = os.environ.get("WEB_CONCURRENCY", "2")
-    python = sys.executable
-    env = _children_env()
-    data_dir = os.environ.get("MLAPI_DATA_DIR") or str(BASE_DIR / "var")
-    web = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "gunicorn",
-            "mlapi.wsgi:application",
-            "-c",
-            str(BASE_DIR / "mlapi/gunicorn_conf.py"),
-            "--bind",
-            f"{host}:{port}",
-            "--workers",
-            workers,
-        ],
-        cwd=BASE_DIR,
-        env=env,
-    )
-    worker = subprocess.Popen(
-        [
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "mlapi",
-            "worker",
-            "--beat",
-            "--loglevel",
-            "INFO",
-            "--concurrency",
-            os.environ.get("MLAPI_WORKER_CONCURRENCY", "1"),
-            "--schedule",
-            str(Path(data_dir) / "celerybeat-schedule"),
-        ],
-        cwd=BASE_DIR,
-        env=env,
-    )
-    children = [web, worker]
-    base = f"http://{host}:{port}"
+    return [
+        sys.executable, "-m", "gunicorn", "mlapi.wsgi:application",
+        "-c", str(BASE_DIR / "mlapi" / "gunicorn_conf.py"),
+        "--bind", f"{host}:{port}",
+        "--workers", os.environ.get("WEB_CONCURRENCY", "2"),
+    ]  # fmt: skip
+
+
+def _worker_command() -> list[str]:
+    data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
+    return [
+        sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--beat",
+        "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
+        "--concurrency", os.environ.get("MLAPI_WORKER_CONCURRENCY", "1"),
+        "--schedule", str(data_dir / "celerybeat-schedule"),
+    ]  # fmt: skip
+
+
+def _print_urls() -> None:
+    base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
     print(
         f"\nmlapi is starting on {base}\n"
         f"  portal:   {base}/portal/\n"
@@ -78,7 +60,11 @@ def main() -> int:
         flush=True,
     )
 
+
+def _supervise(children: list[subprocess.Popen]) -> int:
+    """Wait for the children; on a signal, or when one dies, stop them all."""
     stopping = False
+    code = 0
 
     def stop(signum: int, frame: object) -> None:
         nonlocal stopping
@@ -89,15 +75,27 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    code = 0
     while any(child.poll() is None for child in children):
         for child in children:
             if child.poll() is not None and not stopping:
                 code = child.returncode or 1
                 stop(signal.SIGTERM, None)
         time.sleep(0.2)
-    return code if not stopping else 0
+    return code
+
+
+def main(roles: list[str]) -> int:
+    env = _children_env()
+    commands = {"web": _web_command, "worker": _worker_command}
+    children = [subprocess.Popen(commands[role](), cwd=BASE_DIR, env=env) for role in roles]
+    if "web" in roles:
+        _print_urls()
+    return _supervise(children)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    requested = sys.argv[1:] or list(ROLES)
+    unknown = set(requested) - set(ROLES)
+    if unknown:
+        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use web and/or worker")
+    sys.exit(main(requested))
