@@ -1,0 +1,25 @@
+# mlapi image: the same commands as `make run` and CI, one role per container.
+#   docker build -t mlapi .
+#   docker run mlapi web      (gunicorn)   |   docker run mlapi worker   (Celery worker + beat)
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1 \
+    MLAPI_DATA_DIR=/data \
+    HOST=0.0.0.0 \
+    PORT=8000
+
+WORKDIR /app
+COPY requirements.txt .
+RUN pip install --no-cache-dir -r requirements.txt
+
+COPY . .
+RUN useradd --system --uid 1000 mlapi && mkdir -p /data && chown mlapi /data
+USER mlapi
+# Static files are collected at build time (whitenoise serves them from the image).
+RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only ALLOWED_HOSTS=build MLAPI_DATA_DIR=/tmp/build \
+    python manage.py collectstatic --noinput --verbosity 0
+
+EXPOSE 8000
+ENTRYPOINT ["python", "-m", "mlapi.serve"]
+CMD ["web"]
