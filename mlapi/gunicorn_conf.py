@@ -17,3 +17,10 @@ def child_exit(server, worker):
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(worker.pid)
+
+
+def worker_exit(server, worker):
+    """Write the usage records this worker still buffers before it goes (SIGTERM, restart)."""
+    from usage.recording import flush_usage_on_exit
+
+    flush_usage_on_exit()

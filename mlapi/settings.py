@@ -90,6 +90,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "mlapi.middleware.BodySizeLimitMiddleware",
+    "usage.middleware.UsageRecordingMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -286,6 +287,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BEAT_SCHEDULE = {
+    "prune-usage-records": {"task": "usage.tasks.prune_usage_records", "schedule": 3600.0},
+}
 
 # --- mlapi ------------------------------------------------------------------------------
 MLAPI_MAX_REQUEST_BYTES = env_int("MLAPI_MAX_REQUEST_BYTES", 12 * 1024 * 1024)
@@ -293,6 +297,13 @@ MLAPI_MAX_UPLOAD_BYTES = env_int("MLAPI_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 MLAPI_PREDICT_TIMEOUT_S = env_float("MLAPI_PREDICT_TIMEOUT_S", 40.0)
 MLAPI_KEY_ROTATION_GRACE_HOURS = env_float("MLAPI_KEY_ROTATION_GRACE_HOURS", 24.0)
 MLAPI_USAGE_RETENTION_DAYS = env_int("MLAPI_USAGE_RETENTION_DAYS", 90)
+# Usage writes: "buffered" (background writer, flushed at exit) or "sync" (in the request).
+MLAPI_USAGE_MODE = os.environ.get("MLAPI_USAGE_MODE", "buffered")
+if MLAPI_USAGE_MODE not in {"buffered", "sync"}:
+    raise ImproperlyConfigured("MLAPI_USAGE_MODE must be 'buffered' or 'sync'")
+MLAPI_USAGE_RECORDING = env_bool("MLAPI_USAGE_RECORDING", True)  # off only for the bench
+MLAPI_USAGE_FLUSH_INTERVAL_S = env_float("MLAPI_USAGE_FLUSH_INTERVAL_S", 0.5)
+MLAPI_USAGE_FLUSH_SIZE = env_int("MLAPI_USAGE_FLUSH_SIZE", 200)
 MLAPI_JOB_RETENTION_DAYS = env_int("MLAPI_JOB_RETENTION_DAYS", 7)
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES

@@ -1,0 +1,147 @@
+"""The one database write of usage: raw records + rollup upserts, in a single transaction.
+
+Rollups are aggregated in memory per (day, subscription, key, model) and applied with
+`INSERT ... ON CONFLICT (...) DO UPDATE SET x = x + excluded.x` (SQLite >= 3.24 and
+PostgreSQL), so concurrent writers in any number of processes add up exactly. Rows are sent in
+key order so two PostgreSQL writers lock them in the same order and cannot deadlock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from django.db import IntegrityError, connection, transaction
+
+from keys.models import ApiKey, Subscription
+from usage.models import LATENCY_FIELDS, DailyUsage, UsageRecord, latency_bucket
+
+if TYPE_CHECKING:
+    from usage.recording import UsageEvent
+
+COUNTER_FIELDS = (
+    "requests",
+    "predictions",
+    "errors",
+    "throttled",
+    "latency_ms_sum",
+    "request_bytes",
+    "response_bytes",
+    *LATENCY_FIELDS,
+)
+KEY_FIELDS = ("day", "subscription_id", "key_id", "model_name")
+UPSERT_BATCH = 200  # rows per statement: stays under SQLite's bound-parameter limit
+
+
+def outcome_counts(status: int) -> tuple[int, int]:
+    """(errors, throttled) contributed by one answer: 4xx/5xx except 429, and 429."""
+    if status == 429:
+        return 0, 1
+    return (1 if status >= 400 else 0), 0
+
+
+def aggregate(events: Iterable[UsageEvent]) -> dict[tuple, list[float]]:
+    """Sum events into rollup deltas keyed by (day, subscription_id, key_id or 0, model)."""
+    rows: dict[tuple, list[float]] = {}
+    width = len(COUNTER_FIELDS)
+    first_bucket = COUNTER_FIELDS.index(LATENCY_FIELDS[0])
+    for event in events:
+        key = (event.time.date(), event.subscription_id, event.key_id or 0, event.model_name[:64])
+        row = rows.get(key)
+        if row is None:
+            row = rows[key] = [0] * width
+        errors, throttled = outcome_counts(event.status)
+        row[0] += 1
+        row[1] += event.predictions
+        row[2] += errors
+        row[3] += throttled
+        row[4] += event.latency_ms
+        row[5] += event.request_bytes
+        row[6] += event.response_bytes
+        row[first_bucket + latency_bucket(event.latency_ms)] += 1
+    return rows
+
+
+def upsert_rollups(rows: dict[tuple, list[float]]) -> None:
+    """Add the deltas to DailyUsage atomically (insert or increment), in key order."""
+    table = connection.ops.quote_name(DailyUsage._meta.db_table)
+    q = connection.ops.quote_name
+    columns = (*KEY_FIELDS, *COUNTER_FIELDS)
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    updates = ", ".join(f"{q(c)} = {table}.{q(c)} + excluded.{q(c)}" for c in COUNTER_FIELDS)
+    items = sorted(rows.items(), key=lambda item: (item[0][0], *item[0][1:]))
+    with connection.cursor() as cursor:
+        for offset in range(0, len(items), UPSERT_BATCH):
+            chunk = items[offset : offset + UPSERT_BATCH]
+            sql = (
+                f"INSERT INTO {table} ({', '.join(q(c) for c in columns)}) "  # noqa: S608
+                f"VALUES {', '.join([placeholders] * len(chunk))} "
+                f"ON CONFLICT ({', '.join(q(c) for c in KEY_FIELDS)}) DO UPDATE SET {updates}"
+            )
+            params: list = []
+            for key, values in chunk:
+                params += [*key, *values]
+            cursor.execute(sql, params)
+
+
+def write_events(events: list[UsageEvent]) -> None:
+    """Insert the raw records and apply their rollups, all or nothing.
+
+    A subscription or key deleted since the request would fail the whole batch on its foreign
+    key forever; such events are dropped (their subscription's usage is deleted with it) or
+    lose their key reference, and the rest is written.
+    """
+    if not events:
+        return
+    try:
+        _write(events)
+    except IntegrityError:
+        _write(_without_dangling_references(events))
+
+
+def _without_dangling_references(events: list[UsageEvent]) -> list[UsageEvent]:
+    from dataclasses import replace
+
+    subs = set(
+        Subscription.objects.filter(id__in={e.subscription_id for e in events}).values_list(
+            "id", flat=True
+        )
+    )
+    keys = set(
+        ApiKey.objects.filter(id__in={e.key_id for e in events if e.key_id}).values_list(
+            "id", flat=True
+        )
+    )
+    return [
+        e if not e.key_id or e.key_id in keys else replace(e, key_id=None)
+        for e in events
+        if e.subscription_id in subs
+    ]
+
+
+def _write(events: list[UsageEvent]) -> None:
+    if not events:
+        return
+    records = [
+        UsageRecord(
+            time=e.time,
+            subscription_id=e.subscription_id,
+            key_id=e.key_id,
+            plan_name=e.plan_name[:50],
+            model_name=e.model_name[:64],
+            model_version=e.model_version[:32],
+            protocol=e.protocol,
+            method=e.method[:8],
+            path=e.path[:300],
+            status=e.status,
+            error_code=e.error_code[:40],
+            predictions=e.predictions,
+            latency_ms=e.latency_ms,
+            request_bytes=e.request_bytes,
+            response_bytes=e.response_bytes,
+        )
+        for e in events
+    ]
+    with transaction.atomic():
+        UsageRecord.objects.bulk_create(records, batch_size=500)
+        upsert_rollups(aggregate(events))
