@@ -80,6 +80,21 @@ class JobStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+class BatchJobQuerySet(models.QuerySet):
+    def for_subscription(self, subscription_id: int) -> BatchJobQuerySet:
+        """One subscriber's jobs (another subscriber's job is never visible: 404)."""
+        return self.filter(subscription_id=subscription_id)
+
+    def unfinished(self) -> BatchJobQuerySet:
+        return self.filter(status__in=[JobStatus.QUEUED, JobStatus.RUNNING])
+
+    def expired(self, before) -> BatchJobQuerySet:
+        """Finished jobs whose files are past retention (unfinished ones are never expired)."""
+        return self.exclude(status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).filter(
+            created_at__lt=before
+        )
+
+
 class BatchJob(models.Model):
     """A file of rows scored asynchronously by a Celery worker, chunk by chunk."""
 
@@ -106,6 +121,8 @@ class BatchJob(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+
+    objects = BatchJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at"]
