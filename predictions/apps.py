@@ -6,3 +6,6 @@ class PredictionsConfig(AppConfig):
 
     name = "predictions"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from predictions import signals  # noqa: F401 - connects the cache invalidation

@@ -1,5 +1,169 @@
-"""Placeholder until the inference module lands."""
+"""Serving: per-process cache of loaded predictors, default-version resolution, readiness.
+
+Once warm, a request costs no query and no load: predictors are cached per process by
+(name, version) route. A registry change anywhere writes a new stamp into the shared Django
+cache; each process compares its stamp at most once per `CHECK_INTERVAL_S` and forgets its
+routes when it changed, so a default switch is visible everywhere within about a second.
+Loaded predictors are kept by (version id, sha256), so a switch back costs no reload.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from predictions import artifacts
+from predictions.errors import ArtifactRejected, ModelNotFound, ModelUnavailable
+from predictions.models import ModelVersion, Runtime
+from predictions.runtimes import Columns, OnnxRunner, SklearnRunner
+
+logger = logging.getLogger(__name__)
+STAMP_KEY = "predictions:registry-stamp"
+CHECK_INTERVAL_S = 1.0
+
+
+@dataclass(frozen=True)
+class Prediction:
+    predictions: list
+    probabilities: list[list[float]] | None
+
+
+class Predictor:
+    """One loaded model version, ready to predict from validated columns."""
+
+    def __init__(self, mv: ModelVersion, runner: Any) -> None:
+        self.model_name = mv.model.name
+        self.version = mv.version
+        self.version_id = mv.pk
+        self.task = mv.model.task
+        self.schema: list[dict] = mv.input_schema["features"]
+        self.output: dict = mv.output
+        self.classes: list | None = mv.output.get("classes")
+        self.runtime = mv.runtime if isinstance(runner, OnnxRunner) else Runtime.SKLEARN
+        self.runner = runner
+
+    def predict(
+        self, columns: Columns, *, probabilities: bool = False, timeout: float | None = None
+    ) -> Prediction:
+        """Predict every row; `timeout` seconds (default MLAPI_PREDICT_TIMEOUT_S) -> 504."""
+        limit = settings.MLAPI_PREDICT_TIMEOUT_S if timeout is None else timeout
+        started = time.monotonic()
+        values, proba = self.runner.run(columns, started + limit)
+        if time.monotonic() - started > limit:
+            from predictions.errors import PredictionTimeout
+
+            raise PredictionTimeout("The prediction ran past the time limit.")
+        if self.task == "regression":
+            out = np.asarray(values, dtype=np.float64).tolist()
+        else:
+            out = values.tolist()
+        probs = None
+        if probabilities and proba is not None:
+            probs = np.asarray(proba, dtype=np.float64).round(6).tolist()
+        return Prediction(out, probs)
+
+
+_lock = threading.RLock()
+_routes: dict[tuple[str, str | None], Predictor] = {}
+_loaded: dict[tuple[int, str, str], Predictor] = {}
+_state = {"stamp": None, "checked": -1e9}
+
+
+def _build(mv: ModelVersion) -> Predictor:
+    """Load a version's artifact (hash verified); ONNX when registered so, else the estimator."""
+    features = mv.input_schema["features"]
+    try:
+        if mv.runtime == Runtime.ONNX and mv.onnx_artifact:
+            data = artifacts.read_verified(mv.onnx_artifact, mv.onnx_sha256)
+            layout = mv.metadata.get("onnx_layout", "columns")
+            return Predictor(mv, OnnxRunner(data, features, mv.model.task, layout))
+        data = artifacts.read_verified(mv.artifact, mv.sha256)
+        estimator = artifacts.load_skops(data)
+        return Predictor(mv, SklearnRunner(estimator, features, mv.model.task))
+    except (OSError, ArtifactRejected) as exc:
+        logger.error("cannot load %s: %s", mv, exc)
+        raise ModelUnavailable(f"Model {mv} cannot be loaded right now.") from exc
+
+
+def _resolve(name: str, version: str | None) -> ModelVersion:
+    qs = ModelVersion.objects.select_related("model").filter(model__name=name)
+    mv = qs.filter(version=version).first() if version else qs.filter(is_default=True).first()
+    if mv is None:
+        what = f"Model {name!r} has no version {version!r}." if version else None
+        raise ModelNotFound(what or f"No model named {name!r}.")
+    return mv
+
+
+def _check_stamp() -> None:
+    now = time.monotonic()
+    if now - _state["checked"] < CHECK_INTERVAL_S:
+        return
+    _state["checked"] = now
+    try:
+        stamp = cache.get(STAMP_KEY)
+    except Exception:  # noqa: BLE001 - cache down: re-resolve routes from the database
+        stamp = object()
+    if stamp != _state["stamp"]:
+        _state["stamp"] = stamp
+        _routes.clear()
+
+
+def get_predictor(name: str, version: str | None = None) -> Predictor:
+    """The predictor for `name` (its default version unless `version`); cached per process."""
+    _check_stamp()
+    predictor = _routes.get((name, version))
+    if predictor is not None:
+        return predictor
+    with _lock:
+        mv = _resolve(name, version)
+        key = (mv.pk, mv.sha256, mv.runtime)
+        predictor = _loaded.get(key)
+        if predictor is None:
+            predictor = _loaded[key] = _build(mv)
+        _routes[(name, version)] = predictor
+        return predictor
+
+
+def clear_cache() -> None:
+    """Forget every loaded predictor in this process (tests; after deleting artifacts)."""
+    with _lock:
+        _routes.clear()
+        _loaded.clear()
+        _state["checked"] = -1e9
+
+
+def _write_stamp() -> None:
+    try:
+        cache.set(STAMP_KEY, uuid.uuid4().hex, None)
+    except Exception:  # noqa: BLE001 - other processes fall back to their check interval
+        logger.warning("could not publish a registry change to the cache")
+
+
+def registry_changed() -> None:
+    """Publish a registry change: this process forgets routes now, others within a second."""
+    _routes.clear()
+    _write_stamp()
+    transaction.on_commit(_write_stamp)  # again once the change is visible to others
 
 
 def models_ready() -> tuple[bool, str]:
+    """Every default version loads (for /readyz)."""
+    defaults = ModelVersion.objects.filter(is_default=True).select_related("model")
+    failed = []
+    for mv in defaults:
+        try:
+            get_predictor(mv.model.name)
+        except (ModelUnavailable, ModelNotFound):
+            failed.append(mv.model.name)
+    if failed:
+        return False, f"cannot load: {', '.join(sorted(failed))}"
     return True, "ok"

@@ -1,0 +1,119 @@
+"""Model artifacts on disk: skops files (never pickle), ONNX files, and their SHA-256.
+
+Every load recomputes the file's hash and compares it with the registry's, and skops only
+instantiates types from an explicit allow-list of scikit-learn classes: a file that needs any
+other type (a custom function, an arbitrary class) is refused instead of being trusted.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import hmac
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import skops.io as sio
+from django.conf import settings
+
+from predictions.errors import ArtifactRejected
+
+# Internal scikit-learn types that fitted estimators carry besides the estimator classes.
+EXTRA_TRUSTED = (
+    "sklearn.tree._tree.Tree",
+    "sklearn._loss.link.IdentityLink",
+    "sklearn._loss.link.LogitLink",
+    "sklearn._loss.link.MultinomialLogit",
+    "sklearn._loss.link.Interval",
+    "sklearn._loss.loss.HalfSquaredError",
+    "sklearn._loss.loss.HalfBinomialLoss",
+    "sklearn._loss.loss.HalfMultinomialLoss",
+    "sklearn._loss._loss.CyHalfSquaredError",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn._loss._loss.CyHalfMultinomialLoss",
+    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+    "sklearn.neighbors._kd_tree.KDTree",
+    "sklearn.neighbors._ball_tree.BallTree",
+    "sklearn.utils._bunch.Bunch",
+)
+
+
+@functools.cache
+def trusted_types() -> tuple[str, ...]:
+    """The allow-list handed to `skops.io.load`: every scikit-learn estimator class + internals."""
+    from sklearn.utils import all_estimators
+
+    names = {f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators()}
+    return tuple(sorted(names | set(EXTRA_TRUSTED)))
+
+
+def models_dir() -> Path:
+    path = Path(settings.DATA_DIR) / "models"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def absolute(relative: str) -> Path:
+    """The file for a registry path (stored relative to MLAPI_DATA_DIR)."""
+    return Path(settings.DATA_DIR) / relative
+
+
+def relative_to_data_dir(path: Path) -> str:
+    return str(path.resolve().relative_to(Path(settings.DATA_DIR).resolve()))
+
+
+def sha256_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def read_verified(relative: str, expected_sha256: str) -> bytes:
+    """The file's bytes, after checking its SHA-256 (raises OSError or ArtifactRejected)."""
+    data = absolute(relative).read_bytes()
+    if not hmac.compare_digest(sha256_bytes(data), expected_sha256):
+        raise ArtifactRejected(f"SHA-256 of {relative} does not match the registry")
+    return data
+
+
+def check_trusted(data: bytes) -> None:
+    """Refuse a skops payload that needs a type outside the allow-list (or is not skops)."""
+    try:
+        untrusted = sio.get_untrusted_types(data=data)
+    except Exception as exc:
+        raise ArtifactRejected("not a valid skops file") from exc
+    refused = sorted(set(untrusted) - set(trusted_types()))
+    if refused:
+        raise ArtifactRejected(f"artifact needs untrusted types: {', '.join(refused[:5])}")
+
+
+def load_skops(data: bytes) -> Any:
+    """Instantiate an estimator from skops bytes, trusting only the allow-list."""
+    check_trusted(data)
+    try:
+        return sio.loads(data, trusted=list(trusted_types()))
+    except Exception as exc:
+        raise ArtifactRejected(f"cannot load skops file: {exc.__class__.__name__}") from exc
+
+
+def write_atomic(data: bytes, name: str) -> tuple[str, str]:
+    """Write `data` under models/ atomically; return (path relative to the data dir, sha256)."""
+    target = models_dir() / name
+    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(data)
+    os.replace(tmp, target)
+    return relative_to_data_dir(target), sha256_bytes(data)
+
+
+def dump_skops(estimator: Any) -> bytes:
+    return sio.dumps(estimator)
