@@ -1,3 +1,8 @@
-"""Routes (filled in by the app)."""
+"""Usage API routes, mounted at /api/v1/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from usage.views import UsageView
+
+app_name = "usage"
+urlpatterns = [path("usage", UsageView.as_view(), name="usage")]

@@ -1,0 +1,106 @@
+"""Helpers for the usage tests (no tests here): subscribers, and a tiny metered data-plane view.
+
+`MeteredTestView` behaves like a predict view as far as usage is concerned: it names a
+principal (as keys authentication does), takes the real limits through `keys.limits.admit`
+(so 429s are the real ones), and sets `mlapi_model`/`mlapi_version`/`mlapi_predictions`.
+It is routed at `/api/v1/models/<name>/predict` by this module's `urlpatterns` (the project's
+routes plus this one), used with `@pytest.mark.urls` and by the gunicorn test server.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+from django.contrib.auth import get_user_model
+from django.urls import include, path
+from rest_framework import serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from keys.limits import admit
+from keys.models import ApiKey, Plan, Subscription
+from keys.principal import Principal
+
+_seq = itertools.count(1)
+
+
+def make_subscription(*, rate=1000.0, burst=1000, quota=100000, period="month", **plan_kw):
+    """An active subscriber on a fresh plan, with two API keys; returns (subscription, keys)."""
+    n = next(_seq)
+    plan = Plan.objects.create(
+        name=f"plan-{os.getpid()}-{n}",
+        rate=rate,
+        burst=burst,
+        quota=quota,
+        quota_period=period,
+        max_instances=100,
+        max_job_rows=1000,
+        **plan_kw,
+    )
+    user = get_user_model().objects.create_user(
+        username=f"usage-user-{os.getpid()}-{n}",
+        email=f"usage-{os.getpid()}-{n}@example.com",
+        password="x-Pass-12345",
+    )
+    subscription = Subscription.objects.create(user=user, plan=plan, status="active")
+    keys = [
+        ApiKey.objects.create(
+            subscription=subscription, name=f"k{i}", prefix=f"u{n}x{i}", hashed_secret="-"
+        )
+        for i in range(2)
+    ]
+    return subscription, keys
+
+
+class PredictInput(serializers.Serializer):
+    n = serializers.IntegerField(min_value=1, max_value=100)
+
+
+class MeteredTestView(APIView):
+    """A stand-in predict route: `X-Test-Sub` / `X-Test-Key` name the principal."""
+
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    def post(self, request: Request, name: str) -> Response:
+        subscription = Subscription.objects.select_related("plan").get(
+            pk=int(request.headers["X-Test-Sub"])
+        )
+        key_id = int(request.headers.get("X-Test-Key") or 0) or None
+        principal = Principal.for_subscription(subscription, key_id=key_id)
+        request._request.mlapi_principal = principal
+        request._request.mlapi_model = name
+        request._request.mlapi_version = "1"
+        data = PredictInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        n = data.validated_data["n"]
+        admit(principal=principal, units=n)
+        request._request.mlapi_predictions = n
+        return Response({"model": name, "version": "1", "predictions": [0] * n})
+
+
+urlpatterns = [
+    path("api/v1/models/<slug:name>/predict", MeteredTestView.as_view()),
+    path("", include("mlapi.urls")),
+]
+
+
+def application(environ, start_response):
+    """WSGI entry for the gunicorn test server: the project with this module's routes."""
+    global _app
+    if _app is None:
+        from django.conf import settings
+        from django.core.wsgi import get_wsgi_application
+
+        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
+        _app = get_wsgi_application()
+        settings.ROOT_URLCONF = "tests.test_usage_support"
+    return _app(environ, start_response)
+
+
+_app = None
+
+handler404 = "mlapi.exceptions.not_found_view"
+handler500 = "mlapi.exceptions.server_error_view"

@@ -1,0 +1,57 @@
+"""The usage API: `GET /api/v1/usage` (management plane: JWT or session)."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import NotFound
+from rest_framework.permissions import IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from mlapi.pagination import PageNumberPagination
+from usage.selectors import daily_usage, subscriber_knows_model, subscriber_owns_key
+from usage.serializers import UsageDaySerializer, UsageQuerySerializer
+
+try:
+    from keys.permissions import ManagementPlane
+except ImportError:  # pragma: no cover - until keys.permissions lands (parallel build)
+    from rest_framework.permissions import BasePermission
+
+    class ManagementPlane(BasePermission):
+        """Stand-in: the management plane refuses API-key principals."""
+
+        message = "API keys cannot use the management plane."
+
+        def has_permission(self, request, view) -> bool:
+            return getattr(request._request, "mlapi_principal", None) is None
+
+
+class UsageView(APIView):
+    """Per-day usage of the caller's subscription, one item per day, zero days included."""
+
+    permission_classes = [IsAuthenticated, ManagementPlane]
+
+    @extend_schema(parameters=[UsageQuerySerializer], responses=UsageDaySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        params = query.validated_data
+        subscription = getattr(request.user, "subscription", None)
+        if subscription is None:
+            raise NotFound("You have no subscription.")
+        model, key_id = params.get("model"), params.get("key")
+        if model is not None and not subscriber_knows_model(subscription=subscription, model=model):
+            raise NotFound(f"Unknown model {model!r}.")
+        if key_id is not None and not subscriber_owns_key(subscription=subscription, key_id=key_id):
+            raise NotFound("Unknown key.")
+        items = daily_usage(
+            subscription=subscription,
+            start=params["start"],
+            end=params["end"],
+            model=model,
+            key_id=key_id,
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(items, request, view=self)
+        return paginator.get_paginated_response(UsageDaySerializer(page, many=True).data)
