@@ -1,3 +1,19 @@
-"""Routes (filled in by the app)."""
+"""v1 model routes, mounted at /api/v1/ (CONTRACT.md section 6)."""
 
-urlpatterns: list = []
+from django.urls import include, path
+
+from predictions import views
+
+app_name = "predictions"
+
+urlpatterns = [
+    path("models", views.ModelListView.as_view(), name="model-list"),
+    path("models/<slug:name>", views.ModelDetailView.as_view(), name="model-detail"),
+    path("models/<slug:name>/predict", views.PredictView.as_view(), name="predict"),
+    path(
+        "models/<slug:name>/versions/<str:version>/predict",
+        views.PredictView.as_view(),
+        name="predict-version",
+    ),
+    path("", include("predictions.jobs.urls")),
+]

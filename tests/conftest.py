@@ -54,3 +54,90 @@ def postgres_url() -> str:
             pytest.fail("required service missing: DATABASE_URL is not PostgreSQL")
         pytest.skip("DATABASE_URL is not PostgreSQL")
     return url
+
+
+# --- models (predictions) ---
+# The demo models are trained and registered (ONNX conversion included) once per session in
+# a transaction that is rolled back: their artifacts stay in the data dir and the rows are
+# recreated cheaply (two INSERTs per model) for every test that asks for `demo_models`.
+
+
+@pytest.fixture(scope="session")
+def demo_model_rows(django_db_setup, django_db_blocker) -> dict[str, dict]:
+    """Field values of the registered demo models' MLModel and ModelVersion rows, by name."""
+    from django.db import transaction
+    from django.forms.models import model_to_dict
+
+    from predictions.demo import bootstrap_demo_models
+
+    class Rollback(Exception):
+        pass
+
+    rows: dict[str, dict] = {}
+    with django_db_blocker.unblock():
+        try:
+            with transaction.atomic():
+                for mv in bootstrap_demo_models():
+                    model = model_to_dict(mv.model, exclude=["id"])
+                    version = model_to_dict(mv, exclude=["id", "model"])
+                    rows[mv.model.name] = {"model": model, "version": version}
+                raise Rollback
+        except Rollback:
+            pass
+    return rows
+
+
+def install_demo_models(rows: dict[str, dict]) -> dict:
+    """Create the demo rows in the current test database; returns {name: ModelVersion}."""
+    from predictions.inference import clear_cache
+    from predictions.models import MLModel, ModelVersion
+
+    installed = {}
+    for name, row in rows.items():
+        model = MLModel.objects.create(**row["model"])
+        installed[name] = ModelVersion.objects.create(model=model, **row["version"])
+    clear_cache()
+    return installed
+
+
+@pytest.fixture
+def demo_models(db, demo_model_rows) -> dict:
+    """`iris` and `house-price` registered (default version "1", ONNX runtime)."""
+    return install_demo_models(demo_model_rows)
+
+
+@pytest.fixture
+def live_demo_models(transactional_db, demo_model_rows) -> dict:
+    """The demo models, committed, for tests that drive a live server."""
+    return install_demo_models(demo_model_rows)
+
+
+def make_subscriber_key(*, plan_name: str = "pred-test", **plan_fields) -> tuple:
+    """An active subscription on a generous test plan and an API key: (subscription, key)."""
+    from django.contrib.auth import get_user_model
+
+    from keys.models import Plan
+    from keys.services import create_api_key, subscribe
+
+    fields = {
+        "rate": 1000.0,
+        "burst": 1000,
+        "quota": 1_000_000,
+        "quota_period": "month",
+        "max_instances": 10_000,
+        "max_job_rows": 100_000,
+    } | plan_fields
+    plan, _ = Plan.objects.get_or_create(name=plan_name, defaults=fields)
+    count = get_user_model().objects.count()
+    user = get_user_model().objects.create_user(
+        username=f"pred-user-{count}", email=f"pred-{count}@example.com", password="x-Pass-12345"
+    )
+    subscription = subscribe(user=user, plan=plan, approved=True)
+    _, key = create_api_key(subscription=subscription, name="test")
+    return subscription, key
+
+
+@pytest.fixture
+def api_key(db) -> str:
+    """A usable API key on a generous plan (covers every model, 10,000 instances)."""
+    return make_subscriber_key()[1]

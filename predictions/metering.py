@@ -1,0 +1,61 @@
+"""The part every prediction view shares: plan coverage, admit/refund, usage and metrics."""
+
+from __future__ import annotations
+
+import time
+
+from rest_framework.exceptions import PermissionDenied
+
+from keys.views import MeteredAPIView
+from mlapi.metrics import PREDICT_LATENCY, PREDICT_REQUESTS, PREDICTIONS
+from predictions.inference import Prediction, Predictor, get_predictor
+
+
+class PredictionAPIView(MeteredAPIView):
+    """A metered data-plane view that serves predictions (or model metadata) for one model."""
+
+    protocol = "v1"
+
+    def initial(self, request, *args, **kwargs) -> None:
+        self._started = time.perf_counter()
+        super().initial(request, *args, **kwargs)
+
+    def predictor_for(self, request, name: str, version: str | None = None) -> Predictor:
+        """The predictor, once the caller's plan is known to cover the model (else 403)."""
+        if not request.auth.plan.covers(name):
+            raise PermissionDenied(f"Your plan does not include the model {name!r}.")
+        predictor = get_predictor(name, version)
+        request._request.mlapi_model = predictor.model_name
+        request._request.mlapi_version = predictor.version
+        return predictor
+
+    def predict(
+        self, request, predictor: Predictor, columns: list[list], *, probabilities: bool
+    ) -> Prediction:
+        """Admit n units, predict, and give the units back if the prediction fails on our side."""
+        rows = len(columns[0]) if columns else 0
+        self.admit(request, units=rows)
+        try:
+            result = predictor.predict(columns, probabilities=probabilities)
+        except BaseException:
+            self.refund(request)
+            raise
+        request._request.mlapi_predictions = rows
+        PREDICTIONS.labels(predictor.model_name).inc(rows)
+        return result
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        model = getattr(request._request, "mlapi_model", None)
+        if model is not None and request.method == "POST":
+            plan = request.auth.plan.name if request.auth is not None else ""
+            outcome = (
+                "ok"
+                if response.status_code < 400
+                else getattr(response, "error_code", str(response.status_code))
+            )
+            PREDICT_REQUESTS.labels(model, self.protocol, plan, outcome).inc()
+            started = getattr(self, "_started", None)
+            if started is not None:
+                PREDICT_LATENCY.labels(model).observe(time.perf_counter() - started)
+        return response

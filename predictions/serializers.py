@@ -1,0 +1,97 @@
+"""Output shapes of the v1 model endpoints, and request/response serializers for the docs.
+
+Input validation does not go through DRF serializers: `predictions.validation` is stricter
+and faster. These classes describe the bodies in the OpenAPI schema.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from predictions.models import MLModel, ModelVersion
+
+
+def version_data(mv: ModelVersion) -> dict:
+    return {
+        "version": mv.version,
+        "is_default": mv.is_default,
+        "runtime": mv.runtime,
+        "runtime_note": mv.runtime_note,
+        "sha256": mv.sha256,
+        "created_at": mv.created_at.isoformat().replace("+00:00", "Z"),
+    }
+
+
+def model_data(model: MLModel, *, detail: bool = False) -> dict:
+    """A model as the API shows it; the default version's schema and output describe it."""
+    versions = list(model.versions.all())
+    default = next((v for v in versions if v.is_default), None)
+    data = {
+        "name": model.name,
+        "task": model.task,
+        "description": model.description,
+        "default_version": default.version if default else None,
+        "input_schema": default.input_schema if default else None,
+        "output": default.output if default else None,
+    }
+    if detail:
+        data["versions"] = [version_data(v) for v in versions]
+    else:
+        data["versions"] = [v.version for v in versions]
+    return data
+
+
+class FeatureSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=["number", "category"])
+    minimum = serializers.FloatField(required=False)
+    maximum = serializers.FloatField(required=False)
+    categories = serializers.ListField(child=serializers.CharField(), required=False)
+
+
+class InputSchemaSerializer(serializers.Serializer):
+    features = FeatureSerializer(many=True)
+
+
+class VersionSerializer(serializers.Serializer):
+    version = serializers.CharField()
+    is_default = serializers.BooleanField()
+    runtime = serializers.ChoiceField(choices=["onnx", "sklearn"])
+    runtime_note = serializers.CharField()
+    sha256 = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ModelSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    task = serializers.ChoiceField(choices=["classification", "regression"])
+    description = serializers.CharField()
+    default_version = serializers.CharField(allow_null=True)
+    input_schema = InputSchemaSerializer(allow_null=True)
+    output = serializers.DictField(allow_null=True)
+    versions = serializers.ListField(child=serializers.CharField())
+
+
+class ModelDetailSerializer(ModelSerializer):
+    versions = VersionSerializer(many=True)
+
+
+class PredictParametersSerializer(serializers.Serializer):
+    probabilities = serializers.BooleanField(required=False, default=False)
+
+
+class PredictRequestSerializer(serializers.Serializer):
+    instances = serializers.ListField(
+        child=serializers.JSONField(),
+        help_text="Objects keyed by feature name, or arrays in schema order.",
+    )
+    parameters = PredictParametersSerializer(required=False)
+
+
+class PredictResponseSerializer(serializers.Serializer):
+    model = serializers.CharField()
+    version = serializers.CharField()
+    predictions = serializers.ListField(child=serializers.JSONField())
+    probabilities = serializers.ListField(
+        child=serializers.ListField(child=serializers.FloatField()), required=False
+    )
