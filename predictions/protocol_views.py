@@ -1,0 +1,164 @@
+"""Open Inference Protocol V2 REST surface and the KServe V1 `:predict` alias.
+
+Health and server metadata are public; model endpoints are metered data-plane views (API
+key or JWT, plan coverage, rate + quota) like /api/v1. Bodies are read whatever their
+Content-Type (tritonclient sends none); errors come out as `{"error": ..., "code": ...}`.
+"""
+
+from __future__ import annotations
+
+import orjson
+from django.http import HttpRequest, HttpResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+from drf_spectacular.utils import extend_schema
+from rest_framework.exceptions import ValidationError
+
+from predictions.errors import ModelUnavailable
+from predictions.inference import Predictor, models_ready
+from predictions.metering import PredictionAPIView
+from predictions.protocol import (
+    decode_inputs,
+    encode_response,
+    requested_outputs,
+    split_body,
+    tensors_to_instances,
+)
+from predictions.validation import parse_json, validate_instances
+
+SERVER = {"name": "mlapi", "version": "1.0.0", "extensions": ["binary_tensor_data"]}
+
+
+def _json(body: dict, status: int = 200) -> HttpResponse:
+    return HttpResponse(orjson.dumps(body), status=status, content_type="application/json")
+
+
+@never_cache
+@require_GET
+def health_live(request: HttpRequest) -> HttpResponse:
+    return _json({"live": True})
+
+
+@never_cache
+@require_GET
+def health_ready(request: HttpRequest) -> HttpResponse:
+    ready, _ = models_ready()
+    return _json({"ready": ready}, status=200 if ready else 503)
+
+
+@require_GET
+def server_metadata(request: HttpRequest) -> HttpResponse:
+    return _json(SERVER)
+
+
+def output_names(predictor: Predictor) -> list[str]:
+    return ["predict", "predict_proba"] if predictor.task == "classification" else ["predict"]
+
+
+def model_metadata(predictor: Predictor) -> dict:
+    """V2 model metadata: the tensors this model takes and returns."""
+    features = predictor.schema
+    if all(f["type"] == "number" for f in features):
+        inputs = [{"name": "input", "datatype": "FP64", "shape": [-1, len(features)]}]
+    else:
+        inputs = [
+            {
+                "name": f["name"],
+                "datatype": "BYTES" if f["type"] == "category" else "FP64",
+                "shape": [-1, 1],
+            }
+            for f in features
+        ]
+    label = "BYTES" if predictor.task == "classification" else "FP64"
+    outputs = [{"name": "predict", "datatype": label, "shape": [-1]}]
+    if predictor.task == "classification":
+        classes = len(predictor.classes or [])
+        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
+    return {
+        "name": predictor.model_name,
+        "versions": [predictor.version],
+        "platform": "onnxruntime_onnx" if predictor.runtime == "onnx" else "sklearn",
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+class V2ModelMetadataView(PredictionAPIView):
+    """`GET /v2/models/{name}[/versions/{v}]`."""
+
+    protocol = "v2"
+
+    @extend_schema(summary="V2 model metadata", tags=["Open Inference Protocol"])
+    def get(self, request, name: str, version: str | None = None):
+        return _json(model_metadata(self.predictor_for(request, name, version)))
+
+
+class V2ModelReadyView(PredictionAPIView):
+    """`GET /v2/models/{name}[/versions/{v}]/ready`: 200 when it loads, else 503."""
+
+    protocol = "v2"
+
+    @extend_schema(summary="V2 model readiness", tags=["Open Inference Protocol"])
+    def get(self, request, name: str, version: str | None = None):
+        try:
+            predictor = self.predictor_for(request, name, version)
+        except ModelUnavailable:
+            return _json({"name": name, "ready": False}, status=503)
+        return _json({"name": predictor.model_name, "ready": True})
+
+
+class V2InferView(PredictionAPIView):
+    """`POST /v2/models/{name}[/versions/{v}]/infer`: JSON or binary tensors."""
+
+    consumes_quota = True
+    protocol = "v2"
+
+    @extend_schema(request=None, summary="V2 inference", tags=["Open Inference Protocol"])
+    def post(self, request, name: str, version: str | None = None):
+        predictor = self.predictor_for(request, name, version)
+        header, binary = split_body(
+            request.body, request.headers.get("Inference-Header-Content-Length")
+        )
+        instances = tensors_to_instances(decode_inputs(header, binary), predictor.schema)
+        columns = validate_instances(
+            predictor.schema, instances, max_instances=request.auth.plan.max_instances
+        )
+        names, binary_out = requested_outputs(header, output_names(predictor))
+        result = self.predict(request, predictor, columns, probabilities="predict_proba" in names)
+        rows = len(instances)
+        tensors = []
+        for output in names:
+            if output == "predict":
+                dtype = "BYTES" if predictor.task == "classification" else "FP64"
+                tensors.append(("predict", dtype, [rows], result.predictions))
+            else:
+                width = len(predictor.classes or [])
+                tensors.append(("predict_proba", "FP64", [rows, width], result.probabilities))
+        body = {"model_name": predictor.model_name, "model_version": predictor.version}
+        if isinstance(header.get("id"), str):
+            body["id"] = header["id"]
+        payload, header_length = encode_response(body, tensors, binary_out)
+        if header_length is None:
+            return HttpResponse(payload, content_type="application/json")
+        response = HttpResponse(payload, content_type="application/octet-stream")
+        response["Inference-Header-Content-Length"] = str(header_length)
+        return response
+
+
+class KServeV1PredictView(PredictionAPIView):
+    """`POST /v1/models/{name}:predict` `{"instances": [...]}` -> `{"predictions": [...]}`."""
+
+    consumes_quota = True
+    protocol = "kserve-v1"
+
+    @extend_schema(request=None, summary="KServe V1 predict", tags=["Open Inference Protocol"])
+    def post(self, request, name: str):
+        predictor = self.predictor_for(request, name)
+        body = parse_json(request.body)
+        if not isinstance(body, dict):
+            raise ValidationError(["the body must be a JSON object with an `instances` list"])
+        columns = validate_instances(
+            predictor.schema, body.get("instances"), max_instances=request.auth.plan.max_instances
+        )
+        result = self.predict(request, predictor, columns, probabilities=False)
+        return _json({"predictions": result.predictions})
