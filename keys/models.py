@@ -91,6 +91,10 @@ class Subscription(models.Model):
 
 
 class ApiKeyQuerySet(models.QuerySet):
+    def for_subscription(self, subscription_id: int) -> ApiKeyQuerySet:
+        """Keys of one subscriber (everything else is a 404 to them)."""
+        return self.filter(subscription_id=subscription_id)
+
     def usable(self, now=None) -> ApiKeyQuerySet:
         """Keys that authenticate now: not revoked, not expired, not past a rotation's grace."""
         now = now or timezone.now()
@@ -121,6 +125,15 @@ class ApiKey(models.Model):
 
     def __str__(self) -> str:
         return f"mlk_{self.prefix} ({self.name or 'unnamed'})"
+
+    def status(self, now=None) -> str:
+        """`revoked`, `expired`, `rotating` (rotated, within its grace) or `active`."""
+        now = now or timezone.now()
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return "rotating" if self.rotated_to_id else "active"
 
 
 class QuotaCounter(models.Model):

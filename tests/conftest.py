@@ -141,3 +141,82 @@ def make_subscriber_key(*, plan_name: str = "pred-test", **plan_fields) -> tuple
 def api_key(db) -> str:
     """A usable API key on a generous plan (covers every model, 10,000 instances)."""
     return make_subscriber_key()[1]
+
+
+# --- subscribers and keys (keys) ---
+# `make_subscriber(plan=...)` -> Subscription; `subscriber` (active, generous plan);
+# `subscriber_key` -> (ApiKey, plaintext); `api_client` (X-API-Key) and `jwt_client` (Bearer),
+# both DRF APIClients for `subscriber`. (`api_key` above returns just a plaintext key.)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_limit_state():
+    """Per-process key cache and Redis buckets start empty (SQLite reuses rolled-back ids)."""
+    from keys import keycache
+
+    keycache.clear()
+    url = os.environ.get("REDIS_URL", "")
+    if url and service_reachable(url, 6379):
+        import redis
+
+        client = redis.Redis.from_url(url)
+        try:
+            keys = list(client.scan_iter("mlapi:bucket:*", count=1000))
+            if keys:
+                client.delete(*keys)
+        finally:
+            client.close()
+    yield
+    keycache.clear()
+
+
+@pytest.fixture
+def make_subscriber(db):
+    """`make_subscriber(plan=None|"free"|Plan, status="active", **plan_fields)`."""
+    from tests.factories import PlanFactory, SubscriptionFactory, seeded_plan
+
+    def make(plan=None, status: str = "active", **plan_fields):
+        if isinstance(plan, str):
+            plan = seeded_plan(plan) if not plan_fields else PlanFactory(name=plan, **plan_fields)
+        elif plan is None:
+            plan = PlanFactory(**plan_fields)
+        return SubscriptionFactory(plan=plan, status=status)
+
+    return make
+
+
+@pytest.fixture
+def subscriber(make_subscriber):
+    """An active subscription on a generous plan (all models)."""
+    return make_subscriber()
+
+
+@pytest.fixture
+def subscriber_key(subscriber) -> tuple:
+    """(ApiKey, plaintext) for `subscriber`."""
+    from tests.factories import ApiKeyFactory
+
+    key = ApiKeyFactory(subscription=subscriber)
+    return key, key.plaintext
+
+
+@pytest.fixture
+def api_client(subscriber_key):
+    """An APIClient sending `subscriber`'s API key in X-API-Key."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=subscriber_key[1])
+    return client
+
+
+@pytest.fixture
+def jwt_client(subscriber):
+    """An APIClient with a fresh access token for `subscriber` in Authorization: Bearer."""
+    from rest_framework.test import APIClient
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    client = APIClient()
+    access = RefreshToken.for_user(subscriber.user).access_token
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
+    return client

@@ -1,0 +1,136 @@
+"""DRF authentication for the data plane: API keys (`X-API-Key`) and subscriber JWTs.
+
+Both produce `(user, keys.principal.Principal)` and set `request._request.mlapi_principal`,
+which usage recording reads. Failures are 401 with `WWW-Authenticate` and the contract codes:
+`not_authenticated`, `invalid_credentials`, `key_revoked`, `key_expired`, `token_expired`.
+"""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework import exceptions
+from rest_framework.authentication import BaseAuthentication
+from rest_framework_simplejwt.authentication import JWTAuthentication
+from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+
+from keys import crypto, keycache
+from keys.models import ApiKey, Subscription
+from keys.principal import Principal
+
+API_KEY_HEADER = "HTTP_X_API_KEY"
+CHALLENGE = 'ApiKey realm="mlapi", header="X-API-Key", Bearer realm="mlapi"'
+
+
+def _failed(detail: str, code: str = "invalid_credentials") -> exceptions.AuthenticationFailed:
+    return exceptions.AuthenticationFailed(detail, code=code)
+
+
+def _load_key(prefix: str) -> keycache.CachedKey | None:
+    """One query: the key, its subscription, plan and user."""
+    row = (
+        ApiKey.objects.select_related("subscription__plan", "subscription__user")
+        .filter(prefix=prefix)
+        .first()
+    )
+    if row is None:
+        return None
+    subscription = row.subscription
+    return keycache.CachedKey(
+        key_id=row.pk,
+        hashed_secret=row.hashed_secret,
+        revoked_at=row.revoked_at,
+        expires_at=row.expires_at,
+        user=subscription.user,
+        principal=Principal.for_subscription(subscription, key_id=row.pk),
+    )
+
+
+def _touch_last_used(key_id: int) -> None:
+    """Record use at most once a minute per key and process (one cheap UPDATE)."""
+    if keycache.due_for_last_used(key_id):
+        ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """`X-API-Key: mlk_<prefix>.<secret>`, looked up through the ~1 s per-process cache.
+
+    Keys are accepted in that header only: a key in `Authorization: Bearer` or in the query
+    string (where it would end up in logs and browser history) is refused with a clear message.
+    """
+
+    def authenticate(self, request):
+        presented = request.META.get(API_KEY_HEADER)
+        if presented is None:
+            if "api_key" in request.query_params:
+                raise _failed(
+                    "API keys are not accepted in the URL; send the key in the X-API-Key header."
+                )
+            return None
+        try:
+            prefix, secret = crypto.parse_key(presented.strip())
+        except crypto.MalformedKey:
+            raise _failed("Malformed API key; expected mlk_<prefix>.<secret>.") from None
+        hit, entry = keycache.get(prefix)
+        if not hit:
+            entry = _load_key(prefix)
+            keycache.put(prefix, entry)
+        if entry is None or not crypto.verify_secret(secret, entry.hashed_secret):
+            raise _failed("Invalid API key.")
+        if entry.revoked_at is not None:
+            raise _failed("This API key was revoked.", code="key_revoked")
+        if entry.expires_at is not None and entry.expires_at <= timezone.now():
+            raise _failed("This API key has expired.", code="key_expired")
+        _touch_last_used(entry.key_id)
+        request._request.mlapi_principal = entry.principal
+        return entry.user, entry.principal
+
+    def authenticate_header(self, request) -> str:
+        return CHALLENGE
+
+
+class SubscriberJWTAuthentication(JWTAuthentication):
+    """`Authorization: Bearer <access JWT>` (simplejwt) for a subscriber.
+
+    `request.auth` is the subscriber's `Principal` (None for a user without a subscription,
+    e.g. an operator); garbage, wrong-type, blacklisted or unknown-user tokens are
+    `invalid_credentials`, expired ones `token_expired`.
+    """
+
+    www_authenticate_realm = "mlapi"
+
+    def authenticate(self, request):
+        header = self.get_header(request)
+        if header is None:
+            return None
+        raw = self.get_raw_token(header)
+        if raw is None:
+            return None
+        if raw.startswith(b"mlk_"):
+            raise _failed("API keys go in the X-API-Key header, not in Authorization.")
+        token = self._validate(raw)
+        try:
+            user = self.get_user(token)
+        except exceptions.AuthenticationFailed as exc:
+            raise _failed("The token's user does not exist or is inactive.") from exc
+        except exceptions.APIException as exc:
+            raise _failed("Invalid token.") from exc
+        subscription = Subscription.objects.select_related("plan").filter(user_id=user.pk).first()
+        principal = Principal.for_subscription(subscription) if subscription else None
+        if principal is not None:
+            request._request.mlapi_principal = principal
+        return user, principal
+
+    def _validate(self, raw: bytes):
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        try:
+            return AccessToken(raw)
+        except ExpiredTokenError:
+            raise _failed(
+                "The access token has expired; refresh it.", code="token_expired"
+            ) from None
+        except TokenError:
+            raise _failed("Invalid token.") from None
+
+    def authenticate_header(self, request) -> str:
+        return 'Bearer realm="mlapi"'

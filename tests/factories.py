@@ -1,0 +1,77 @@
+"""factory-boy factories. Each part appends its own under a heading.
+
+# --- subscribers and keys (keys) ---
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import factory
+from django.contrib.auth import get_user_model
+from factory.django import DjangoModelFactory
+
+from keys import crypto
+from keys.models import ApiKey, Plan, Subscription
+
+TEST_PASSWORD = "correct-Horse-battery-9"
+SEEDED_PLANS = {
+    p["name"]: p for p in importlib.import_module("keys.migrations.0003_seed_plans").PLANS
+}
+
+
+class UserFactory(DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+
+    username = factory.Sequence(lambda n: f"subscriber{n}")
+    email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
+    password = factory.django.Password(TEST_PASSWORD)
+
+
+class PlanFactory(DjangoModelFactory):
+    """A generous plan by default (tests that are not about limits should never hit them)."""
+
+    class Meta:
+        model = Plan
+        django_get_or_create = ("name",)
+
+    name = factory.Sequence(lambda n: f"plan-{n}")
+    rate = 1000.0
+    burst = 1000
+    quota = 1_000_000
+    quota_period = "month"
+    max_instances = 10_000
+    max_job_rows = 100_000
+
+
+def seeded_plan(name: str) -> Plan:
+    """One of the migration's plans (free, pro, enterprise), recreated if a flush removed it."""
+    values = SEEDED_PLANS[name]
+    return PlanFactory(**values)
+
+
+class SubscriptionFactory(DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    user = factory.SubFactory(UserFactory)
+    plan = factory.SubFactory(PlanFactory)
+    status = "active"
+
+
+class ApiKeyFactory(DjangoModelFactory):
+    """An API key; the instance carries its plaintext in `.plaintext` (never stored)."""
+
+    class Meta:
+        model = ApiKey
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    name = factory.Sequence(lambda n: f"key {n}")
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        plaintext, prefix, hashed = crypto.generate_key()
+        obj = model_class.objects.create(*args, prefix=prefix, hashed_secret=hashed, **kwargs)
+        obj.plaintext = plaintext
+        return obj
