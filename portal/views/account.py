@@ -1,0 +1,133 @@
+"""Sign up, log in (rate-limited like the API) and the password reset flow."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth import login
+from django.contrib.auth import views as auth_views
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.urls import reverse_lazy
+from django.utils.decorators import method_decorator
+from django.views.decorators.debug import sensitive_post_parameters
+from django_ratelimit.core import get_usage, is_ratelimited
+
+from keys.services import signup_subscriber
+from mlapi.exceptions import DomainError, ratelimited_view
+from portal.forms import LoginForm, SignupForm
+from portal.views.common import INVALID_FORM_STATUS, render_form
+
+# The API's limits (CONTRACT section 6), applied to the portal's forms too.
+SIGNUP_RATE = "20/h"
+LOGIN_FAILURE_RATE = "10/15m"
+RESET_REQUEST_RATE = "5/h"
+AUTH_BACKEND = "django.contrib.auth.backends.ModelBackend"
+
+
+def _ip_and_username(group: str, request: HttpRequest) -> str:
+    """django-ratelimit key: the client IP plus the (case-folded) username being tried."""
+    username = (request.POST.get("username") or "").strip().casefold()
+    return f"{request.META.get('REMOTE_ADDR', '')}|{username}"
+
+
+def login_blocked(request: HttpRequest) -> bool:
+    """True once this IP has failed 10 times for this username in the current window."""
+    usage = get_usage(request, group="portal-login", key=_ip_and_username, rate=LOGIN_FAILURE_RATE)
+    return usage is not None and usage["count"] >= usage["limit"]
+
+
+def record_login_failure(request: HttpRequest) -> None:
+    """Count one failed attempt (successful logins are not counted)."""
+    get_usage(
+        request,
+        group="portal-login",
+        key=_ip_and_username,
+        rate=LOGIN_FAILURE_RATE,
+        increment=True,
+    )
+
+
+@sensitive_post_parameters("password1", "password2")
+def signup(request: HttpRequest) -> HttpResponse:
+    """Create an account and its subscription, then log the new subscriber in."""
+    if request.user.is_authenticated:
+        return redirect("portal:dashboard")
+    if request.method == "POST" and is_ratelimited(
+        request, group="portal-signup", key="ip", rate=SIGNUP_RATE, method="POST", increment=True
+    ):
+        return ratelimited_view(request, None)
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        plan = form.cleaned_data.get("plan")
+        try:
+            subscription = signup_subscriber(
+                username=form.cleaned_data["username"],
+                email=form.cleaned_data["email"],
+                password=form.cleaned_data["password1"],
+                plan_name=plan.name if plan else None,
+            )
+        except DomainError as exc:
+            form.add_error(None, exc.detail)
+        else:
+            login(request, subscription.user, backend=AUTH_BACKEND)
+            messages.success(request, f"Welcome, {subscription.user.username}! Create a key next.")
+            return redirect("portal:dashboard")
+    return render_form(request, "registration/signup.html", {"form": form})
+
+
+@method_decorator(sensitive_post_parameters("password"), name="dispatch")
+class LoginView(auth_views.LoginView):
+    """Django's login, refusing an IP + username after 10 failures in 15 minutes (429)."""
+
+    template_name = "registration/login.html"
+    form_class = LoginForm
+    redirect_authenticated_user = True
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if login_blocked(request):
+            return ratelimited_view(request, None)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form: LoginForm) -> HttpResponse:
+        record_login_failure(self.request)
+        response = super().form_invalid(form)
+        response.status_code = INVALID_FORM_STATUS
+        return response
+
+
+class PasswordResetView(auth_views.PasswordResetView):
+    """Ask for a reset link by email (console backend unless SMTP is configured); 5/h per IP."""
+
+    template_name = "registration/password_reset_form.html"
+    email_template_name = "registration/password_reset_email.txt"
+    subject_template_name = "registration/password_reset_subject.txt"
+    success_url = reverse_lazy("portal:password_reset_done")
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if is_ratelimited(
+            request,
+            group="portal-password-reset",
+            key="ip",
+            rate=RESET_REQUEST_RATE,
+            method="POST",
+            increment=True,
+        ):
+            return ratelimited_view(request, None)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form) -> HttpResponse:
+        response = super().form_invalid(form)
+        response.status_code = INVALID_FORM_STATUS
+        return response
+
+
+class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+    """Set a new password from the emailed link."""
+
+    template_name = "registration/password_reset_confirm.html"
+    success_url = reverse_lazy("portal:password_reset_complete")
+
+    def form_invalid(self, form) -> HttpResponse:
+        response = super().form_invalid(form)
+        response.status_code = INVALID_FORM_STATUS
+        return response

@@ -1,0 +1,54 @@
+/* mlapi portal: draws usage charts with the vendored Chart.js.
+   Each <canvas data-chart="ID"> reads its data from <script type="application/json" id="ID">
+   (Django's json_script), shaped {labels: [...], series: [{label, data, kind?}]}.
+   The same numbers are always in a table next to the chart, so the chart is decoration. */
+(function () {
+  "use strict";
+
+  var COLOURS = ["#1d4ed8", "#b42318", "#7a4b00", "#166534"];
+
+  function readData(id) {
+    var node = document.getElementById(id);
+    if (!node) { return null; }
+    try { return JSON.parse(node.textContent); } catch (e) { return null; }
+  }
+
+  function draw(canvas) {
+    var data = readData(canvas.getAttribute("data-chart"));
+    if (!data || typeof window.Chart === "undefined") { return; }
+    var datasets = data.series.map(function (s, i) {
+      var colour = COLOURS[i % COLOURS.length];
+      return {
+        label: s.label,
+        data: s.data,
+        type: s.kind || "bar",
+        backgroundColor: colour,
+        borderColor: colour,
+        borderWidth: s.kind === "line" ? 2 : 0,
+        pointRadius: s.kind === "line" ? 2 : 0,
+        yAxisID: s.axis || "y"
+      };
+    });
+    var scales = { x: { ticks: { maxRotation: 0, autoSkip: true } }, y: { beginAtZero: true, position: "left" } };
+    if (data.series.some(function (s) { return s.axis === "y2"; })) {
+      scales.y2 = { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } };
+    }
+    canvas.mlapiChart = new window.Chart(canvas, {
+      type: "bar",
+      data: { labels: data.labels, datasets: datasets },
+      options: {
+        responsive: true,
+        maintainAspectRatio: false,
+        animation: false,
+        interaction: { mode: "index", intersect: false },
+        plugins: { legend: { position: "bottom" } },
+        scales: scales
+      }
+    });
+    canvas.setAttribute("data-rendered", "true");
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("canvas[data-chart]"), draw);
+  });
+})();

@@ -1,0 +1,64 @@
+/* mlapi portal: live progress for batch jobs without reloading the page.
+   Rows <tr data-job-url="/api/v1/jobs/ID" data-status="..."> are polled with the session
+   cookie (same origin) until they finish; their progress bar, counts, status badge and
+   download/cancel controls follow the job's state. */
+(function () {
+  "use strict";
+
+  var FINISHED = { succeeded: true, failed: true, cancelled: true };
+  var INTERVAL_MS = 1000;
+
+  function text(row, selector, value) {
+    var node = row.querySelector(selector);
+    if (node) { node.textContent = value; }
+  }
+
+  function update(row, job) {
+    var progress = row.querySelector("progress");
+    if (progress) {
+      progress.max = Math.max(job.rows_total, 1);
+      progress.value = job.rows_done;
+      progress.textContent = job.rows_done + " of " + job.rows_total;
+    }
+    text(row, "[data-field=rows]", job.rows_done + " / " + job.rows_total);
+    text(row, "[data-field=failed]", String(job.rows_failed));
+    var badge = row.querySelector("[data-field=status] .badge");
+    if (badge) {
+      badge.textContent = job.status;
+      badge.className = "badge " + job.status;
+    }
+    if (job.error) { text(row, "[data-field=error]", job.error); }
+    var previous = row.getAttribute("data-status");
+    row.setAttribute("data-status", job.status);
+    if (FINISHED[job.status]) {
+      var download = row.querySelector("[data-role=download]");
+      if (download && job.status === "succeeded") { download.hidden = false; }
+      var cancel = row.querySelector("[data-role=cancel]");
+      if (cancel) { cancel.hidden = true; }
+      if (previous !== job.status && window.mlapiAnnounce) {
+        window.mlapiAnnounce("Job " + row.getAttribute("data-job-name") + " " + job.status + ".");
+      }
+    }
+  }
+
+  function poll(row) {
+    if (FINISHED[row.getAttribute("data-status")]) { return; }
+    fetch(row.getAttribute("data-job-url"), {
+      credentials: "same-origin",
+      headers: { "Accept": "application/json" },
+      cache: "no-store"
+    }).then(function (response) {
+      if (!response.ok) { throw new Error("HTTP " + response.status); }
+      return response.json();
+    }).then(function (job) {
+      update(row, job);
+      window.setTimeout(function () { poll(row); }, INTERVAL_MS);
+    }).catch(function () {
+      text(row, "[data-field=error]", "Live updates paused; reload the page to refresh.");
+    });
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    Array.prototype.forEach.call(document.querySelectorAll("tr[data-job-url]"), poll);
+  });
+})();
