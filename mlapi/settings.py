@@ -281,14 +281,24 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mlapi <noreply@localh
 CELERY_BROKER_URL = (
     os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
 )
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+# A task is acknowledged only after it ran, and requeued if its worker process dies; jobs are
+# resumable and exactly-once (predictions/jobs/runner.py), so a second delivery is harmless.
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+CELERY_BROKER_CONNECTION_TIMEOUT = 2
+# polling_interval: how often the embedded transport looks for messages (pickup latency).
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "polling_interval": 0.2}
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "usage.tasks.prune_usage_records", "schedule": 3600.0},
+    "expire-batch-jobs": {"task": "predictions.expire_batch_jobs", "schedule": 3600.0},
+    "recover-orphaned-jobs": {"task": "predictions.recover_orphaned_jobs", "schedule": 60.0},
 }
 
 # --- mlapi ------------------------------------------------------------------------------
@@ -305,6 +315,8 @@ MLAPI_USAGE_RECORDING = env_bool("MLAPI_USAGE_RECORDING", True)  # off only for 
 MLAPI_USAGE_FLUSH_INTERVAL_S = env_float("MLAPI_USAGE_FLUSH_INTERVAL_S", 0.5)
 MLAPI_USAGE_FLUSH_SIZE = env_int("MLAPI_USAGE_FLUSH_SIZE", 200)
 MLAPI_JOB_RETENTION_DAYS = env_int("MLAPI_JOB_RETENTION_DAYS", 7)
+# Rows per batch-job chunk: progress, cancel and crash recovery happen at chunk boundaries.
+MLAPI_JOB_CHUNK_ROWS = env_int("MLAPI_JOB_CHUNK_ROWS", 5000)
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file

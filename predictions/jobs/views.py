@@ -1,0 +1,100 @@
+"""Batch-job endpoints (data plane: API key or JWT). Thin: validate, call a service, serialize."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from django.urls import reverse
+from rest_framework import status
+from rest_framework.parsers import JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from keys.views import MeteredAPIView
+from mlapi.pagination import PageNumberPagination
+from predictions.jobs import services
+from predictions.jobs.serializers import JobSerializer, JobSubmitSerializer
+from predictions.models import BatchJob
+
+
+class JobAPIView(MeteredAPIView):
+    """Base of the job views: one rate token per request; jobs of the caller only."""
+
+    def get_job(self, request, job_id) -> BatchJob:
+        """The caller's job; another subscriber's job is indistinguishable from none (404)."""
+        from django.http import Http404
+
+        job = (
+            BatchJob.objects.for_subscription(request.auth.subscription_id)
+            .select_related("model_version__model")
+            .filter(pk=job_id)
+            .first()
+        )
+        if job is None:
+            raise Http404("No such job.")
+        return job
+
+
+class JobListView(JobAPIView):
+    """GET: the caller's jobs, newest first (paginated). POST: submit a job (202)."""
+
+    parser_classes = [MultiPartParser, JSONParser]
+
+    def get(self, request):
+        jobs = (
+            BatchJob.objects.for_subscription(request.auth.subscription_id)
+            .select_related("model_version__model")
+            .order_by("-created_at")
+        )
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(jobs, request, view=self)
+        data = JobSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    def post(self, request):
+        serializer = JobSubmitSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.submit_batch_job(
+            principal=request.auth,
+            model_name=data["model"],
+            version=data.get("version") or None,
+            upload=data.get("file"),
+            instances=data.get("instances"),
+        )
+        request._request.mlapi_model = job.model_version.model.name
+        request._request.mlapi_version = job.model_version.version
+        request._request.mlapi_predictions = job.rows_total
+        body = JobSerializer(job, context={"request": request}).data
+        location = request.build_absolute_uri(
+            reverse("predictions:job-detail", kwargs={"job_id": job.pk})
+        )
+        return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
+
+
+class JobDetailView(JobAPIView):
+    """GET: one job's status and progress (`results_url` once results exist)."""
+
+    def get(self, request, job_id):
+        job = self.get_job(request, job_id)
+        return Response(JobSerializer(job, context={"request": request}).data)
+
+
+class JobResultsView(JobAPIView):
+    """GET: the results CSV (input columns + prediction + error), streamed from disk."""
+
+    def get(self, request, job_id):
+        job = self.get_job(request, job_id)
+        path = services.results_file(job=job)
+        return FileResponse(
+            path.open("rb"),
+            as_attachment=True,
+            filename=f"job-{job.pk}.csv",
+            content_type="text/csv; charset=utf-8",
+        )
+
+
+class JobCancelView(JobAPIView):
+    """POST: cancel (queued: at once; running: at the next chunk). 409 once it has finished."""
+
+    def post(self, request, job_id):
+        job = services.cancel_batch_job(job=self.get_job(request, job_id))
+        return Response(JobSerializer(job, context={"request": request}).data)
