@@ -1,6 +1,7 @@
 """gunicorn settings for `make run`, the benchmark and the multi-node tests."""
 
 import os
+import sys
 
 worker_class = "sync"
 timeout = int(float(os.environ.get("MLAPI_PREDICT_TIMEOUT_S", "40"))) + 20
@@ -21,6 +22,6 @@ def child_exit(server, worker):
 
 def worker_exit(server, worker):
     """Write the usage records this worker still buffers before it goes (SIGTERM, restart)."""
-    from usage.recording import flush_usage_on_exit
-
-    flush_usage_on_exit()
+    recording = sys.modules.get("usage.recording")  # absent if the app never loaded
+    if recording is not None:
+        recording.flush_usage_on_exit()

@@ -4,7 +4,8 @@
 principal (as keys authentication does), takes the real limits through `keys.limits.admit`
 (so 429s are the real ones), and sets `mlapi_model`/`mlapi_version`/`mlapi_predictions`.
 It is routed at `/api/v1/models/<name>/predict` by this module's `urlpatterns` (the project's
-routes plus this one), used with `@pytest.mark.urls` and by the gunicorn test server.
+routes plus this one), used with `@pytest.mark.urls` and by the gunicorn test server
+(`tests.test_usage_wsgi`).
 """
 
 from __future__ import annotations
@@ -86,21 +87,6 @@ urlpatterns = [
     path("", include("mlapi.urls")),
 ]
 
-
-def application(environ, start_response):
-    """WSGI entry for the gunicorn test server: the project with this module's routes."""
-    global _app
-    if _app is None:
-        from django.conf import settings
-        from django.core.wsgi import get_wsgi_application
-
-        os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
-        _app = get_wsgi_application()
-        settings.ROOT_URLCONF = "tests.test_usage_support"
-    return _app(environ, start_response)
-
-
-_app = None
 
 handler404 = "mlapi.exceptions.not_found_view"
 handler500 = "mlapi.exceptions.server_error_view"

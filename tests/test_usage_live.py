@@ -1,0 +1,213 @@
+"""Usage is exact under concurrent mixed load, and survives a SIGTERM to gunicorn under load."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django.test import Client
+
+from keys.models import QuotaCounter
+from tests.test_usage_support import make_subscription
+from usage.models import DailyUsage, UsageRecord, latency_bucket
+from usage.recording import flush_usage
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def post(base: str, model: str, body: bytes, sub_id: int, key_id: int | None) -> int:
+    headers = {"Content-Type": "application/json", "X-Test-Sub": str(sub_id)}
+    if key_id:
+        headers["X-Test-Key"] = str(key_id)
+    request = urllib.request.Request(  # noqa: S310 - http to the local test server
+        f"{base}/api/v1/models/{model}/predict", data=body, headers=headers, method="POST"
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
+            response.read()
+            return response.status
+    except urllib.error.HTTPError as exc:
+        exc.read()
+        return exc.code
+
+
+def nearest_rank(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(1, math.ceil(q * len(ordered))) - 1]
+
+
+def usage_totals(client: Client, start: str, end: str, **filters) -> dict:
+    response = client.get("/api/v1/usage", {"start": start, "end": end, **filters})
+    assert response.status_code == 200, response.content
+    items = response.json()["results"]
+    totals = {
+        f: sum(i[f] for i in items) for f in ("requests", "predictions", "errors", "throttled")
+    }
+    return {**totals, "last": items[-1]}
+
+
+@pytest.mark.slow
+@pytest.mark.urls("tests.test_usage_support")
+def test_usage_api_is_exact_under_concurrent_mixed_load(live_server, transactional_db):
+    sub, (k1, k2) = make_subscription(rate=60, burst=20, quota=500, period="month")
+    day_before = datetime.now(UTC).date().isoformat()
+    sent: list[tuple[int, int, int | None, str]] = []  # (status, n, key_id, model)
+    lock = threading.Lock()
+
+    def client_thread(seed: int) -> None:
+        rng = random.Random(seed)
+        for i in range(40):
+            key_id = rng.choice([k1.pk, k2.pk, None])
+            model = rng.choice(["iris", "house-price"])
+            n = rng.randint(1, 4)
+            body = json.dumps({"n": n}).encode()
+            if i % 9 == 4:
+                body, n = b'{"n": 0}', 0  # 400 validation_error
+            elif i % 11 == 6:
+                body, n = b"{not json", 0  # 400 invalid_json
+            status = post(live_server.url, model, body, sub.pk, key_id)
+            with lock:
+                sent.append((status, n, key_id, model))
+
+    threads = [threading.Thread(target=client_thread, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flush_usage()
+
+    statuses = Counter(s for s, *_ in sent)
+    assert len(sent) == 320 and statuses[429] > 0 and statuses[400] > 0 and statuses[200] > 0
+
+    def expected(rows):
+        return {
+            "requests": len(rows),
+            "predictions": sum(n for s, n, *_ in rows if s == 200),
+            "errors": sum(1 for s, *_ in rows if s >= 400 and s != 429),
+            "throttled": sum(1 for s, *_ in rows if s == 429),
+        }
+
+    client = Client()
+    client.force_login(sub.user)
+    today = datetime.now(UTC).date().isoformat()
+    totals = usage_totals(client, day_before, today)
+    want = expected(sent)
+    assert {k: totals[k] for k in want} == want
+    counter = QuotaCounter.objects.get(subscription=sub)
+    assert totals["last"]["quota_used"] == want["predictions"] == counter.used
+    assert totals["last"]["quota_remaining"] == 500 - counter.used
+
+    for filters, rows in [
+        ({"model": "iris"}, [r for r in sent if r[3] == "iris"]),
+        ({"key": k1.pk}, [r for r in sent if r[2] == k1.pk]),
+        (
+            {"key": k2.pk, "model": "house-price"},
+            [r for r in sent if r[2:] == (k2.pk, "house-price")],
+        ),
+    ]:
+        got = usage_totals(client, day_before, today, **filters)
+        assert {k: got[k] for k in want} == expected(rows), filters
+
+    latencies = list(
+        UsageRecord.objects.filter(subscription=sub).values_list("latency_ms", flat=True)
+    )
+    assert len(latencies) == 320
+    if day_before == today:
+        for q, field in ((0.5, "p50_ms"), (0.95, "p95_ms")):
+            assert latency_bucket(totals["last"][field]) == latency_bucket(
+                nearest_rank(latencies, q)
+            )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def wait_until_up(base: str, process: subprocess.Popen) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "gunicorn exited during start-up"
+        try:
+            with urllib.request.urlopen(f"{base}/healthz", timeout=1):  # noqa: S310
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise AssertionError("gunicorn did not come up")
+
+
+@pytest.mark.slow
+def test_no_usage_is_lost_across_sigterm_to_gunicorn_under_load(transactional_db, tmp_path):
+    sub, (key, _) = make_subscription()
+    port = free_port()
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mlapi.settings",
+        "MLAPI_TESTING": "1",
+        "DATABASE_URL": database_url(),
+        "MLAPI_DATA_DIR": str(settings.DATA_DIR),
+        # Nothing is written before shutdown: the exit flush alone must save every record.
+        "MLAPI_USAGE_FLUSH_INTERVAL_S": "600",
+        "MLAPI_USAGE_FLUSH_SIZE": "1000000",
+    }
+    command = [sys.executable, "-m", "gunicorn", "tests.test_usage_wsgi:application"]
+    command += ["-c", str(BASE_DIR / "mlapi/gunicorn_conf.py"), "--workers", "2"]
+    command += ["--bind", f"127.0.0.1:{port}", "--control-socket", str(tmp_path / "ctl")]
+    server = subprocess.Popen(command, cwd=BASE_DIR, env=env)
+    base = f"http://127.0.0.1:{port}"
+    answered: list[int] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            try:
+                status = post(base, "iris", b'{"n": 2}', sub.pk, key.pk)
+            except OSError:
+                return  # refused or reset: not answered, so not metered
+            answered.append(status)
+
+    try:
+        wait_until_up(base, server)
+        threads = [threading.Thread(target=load) for _ in range(8)]
+        for t in threads:
+            t.start()
+        while len(answered) < 200:
+            time.sleep(0.02)
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0
+        stop.set()
+        for t in threads:
+            t.join()
+    finally:
+        stop.set()
+        if server.poll() is None:
+            server.kill()
+    assert len(answered) >= 200
+    assert UsageRecord.objects.filter(subscription=sub).count() == len(answered)
+    rollup = DailyUsage.objects.filter(subscription=sub)
+    assert sum(r.requests for r in rollup) == len(answered)
+    assert sum(r.predictions for r in rollup) == 2 * answered.count(200)
