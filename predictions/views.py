@@ -5,7 +5,7 @@ from __future__ import annotations
 import orjson
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework.exceptions import NotFound, PermissionDenied
+from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 
 from mlapi.pagination import PageNumberPagination
 from predictions.metering import PredictionAPIView
@@ -97,6 +97,8 @@ class PredictView(PredictionAPIView):
     )
     def post(self, request, name: str, version: str | None = None):
         predictor = self.predictor_for(request, name, version)
+        if not request.body:
+            raise ParseError("The body is empty; send a JSON object.", code="invalid_json")
         columns, parameters = validate_body(
             request.data, predictor.schema, max_instances=request.auth.plan.max_instances
         )
