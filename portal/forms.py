@@ -181,13 +181,6 @@ class JobUploadForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.fields["model"].choices = [(n, n) for n in model_names]
 
-    def clean_file(self):
-        """Only what a form can tell; the jobs service checks the format and every row."""
-        upload = self.cleaned_data["file"]
-        if upload.size == 0:
-            raise forms.ValidationError("The file is empty.", code="empty_file")
-        return upload
-
 
 class PlanChangeForm(forms.Form):
     """Which public plan to move to; the service decides whether it needs approval."""

@@ -39,6 +39,7 @@ urlpatterns = [
     path("usage/", usage.usage, name="usage"),
     path("usage/export.csv", usage.usage_export, name="usage_export"),
     path("jobs/", jobs.jobs, name="jobs"),
+    path("jobs/<uuid:job_id>/status", jobs.job_status, name="job_status"),
     path("jobs/<uuid:job_id>/cancel/", jobs.job_cancel, name="job_cancel"),
     path("jobs/<uuid:job_id>/results.csv", jobs.job_results, name="job_results"),
     path("docs/", pages.docs, name="docs"),

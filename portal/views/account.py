@@ -15,7 +15,7 @@ from django_ratelimit.core import get_usage, is_ratelimited
 from keys.services import signup_subscriber
 from mlapi.exceptions import DomainError, ratelimited_view
 from portal.forms import LoginForm, SignupForm
-from portal.views.common import INVALID_FORM_STATUS, render_form
+from portal.views.common import INVALID_FORM_STATUS, add_service_error, render_form
 
 # The API's limits (CONTRACT section 6), applied to the portal's forms too.
 SIGNUP_RATE = "20/h"
@@ -67,7 +67,7 @@ def signup(request: HttpRequest) -> HttpResponse:
                 plan_name=plan.name if plan else None,
             )
         except DomainError as exc:
-            form.add_error(None, exc.detail)
+            add_service_error(form, exc)
         else:
             login(request, subscription.user, backend=AUTH_BACKEND)
             messages.success(request, f"Welcome, {subscription.user.username}! Create a key next.")

@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from functools import wraps
 
+from django import forms
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from keys.models import Subscription
+from mlapi.exceptions import DomainError
 
 INVALID_FORM_STATUS = 400
 
@@ -51,3 +53,13 @@ def no_store(response: HttpResponse) -> HttpResponse:
     response["Cache-Control"] = "no-store, max-age=0"
     response["Pragma"] = "no-cache"
     return response
+
+
+def add_service_error(form: forms.Form, exc: DomainError) -> None:
+    """Show a service's refusal on the form: on the field it names, else above the form.
+
+    The error keeps the contract's code (`quota_exceeded`, `validation_error`, ...), so the
+    page and the API describe the same refusal the same way.
+    """
+    named = [e.get("field") for e in (exc.errors or []) if e.get("field") in form.fields]
+    form.add_error(named[0] if named else None, forms.ValidationError(exc.detail, code=exc.code))

@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from django.conf import settings
 from django.contrib import messages
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keys.principal import Principal
 from mlapi.exceptions import DomainError
 from portal.forms import JobUploadForm
-from portal.views.common import render_form, subscriber_required
-from predictions.jobs.services import cancel_batch_job, submit_batch_job
+from portal.views.common import add_service_error, render_form, subscriber_required
+from predictions.jobs.serializers import JobSerializer
+from predictions.jobs.services import cancel_batch_job, results_file, submit_batch_job
 from predictions.models import BatchJob, MLModel
 
 JOBS_SHOWN = 50
@@ -29,15 +29,6 @@ def _model_names(subscription) -> list[str]:
     """Models the subscriber's plan covers and that have a default version to run."""
     names = MLModel.objects.filter(versions__is_default=True).values_list("name", flat=True)
     return [name for name in names if subscription.plan.covers(name)]
-
-
-def _add_domain_error(form: JobUploadForm, exc: DomainError) -> None:
-    """Put a service's error on the field it names (file, model), else on the whole form."""
-    fields = [e.get("field") for e in (exc.errors or []) if e.get("field") in form.fields]
-    if fields:
-        form.add_error(fields[0], exc.detail)
-    else:
-        form.add_error(None, exc.detail)
 
 
 @subscriber_required
@@ -56,7 +47,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
                 upload=form.cleaned_data["file"],
             )
         except DomainError as exc:
-            _add_domain_error(form, exc)
+            add_service_error(form, exc)
         else:
             messages.success(
                 request, f"Job for {job.rows_total:,} rows of {job.original_filename} is queued."
@@ -85,15 +76,27 @@ def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
 
 
 @subscriber_required
+def job_status(request: HttpRequest, job_id) -> HttpResponse:
+    """The job as `GET /api/v1/jobs/{id}` shows it, for the page's live progress bars.
+
+    A portal route rather than the API's: the API is the data plane (API key or JWT, one rate
+    token per call, recorded as usage), and a browser tab polling every second must neither
+    spend the subscriber's rate limit nor show up in their usage.
+    """
+    job = _own_job(request, job_id)
+    response = JsonResponse(JobSerializer(job, context={"request": request}).data)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@subscriber_required
 def job_results(request: HttpRequest, job_id) -> HttpResponse:
     """The results CSV (input columns, prediction, error) once the job has written it."""
     job = _own_job(request, job_id)
-    if not job.results_path:
-        raise Http404("No results yet.")
-    data_dir = Path(settings.DATA_DIR).resolve()
-    path = (data_dir / job.results_path).resolve()
-    if data_dir not in path.parents or not path.is_file():
-        raise Http404("No results file.")
+    try:
+        path = results_file(job=job)
+    except DomainError as exc:
+        raise Http404(exc.detail) from exc
     stem = Path(job.original_filename or "job").stem or "job"
     return FileResponse(
         path.open("rb"),

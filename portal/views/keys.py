@@ -15,7 +15,7 @@ from keys.models import ApiKey
 from keys.services import create_api_key, revoke_api_key, rotate_api_key
 from mlapi.exceptions import DomainError
 from portal.forms import ApiKeyCreateForm
-from portal.views.common import no_store, render_form, subscriber_required
+from portal.views.common import add_service_error, no_store, render_form, subscriber_required
 
 
 def _own_key(request: HttpRequest, key_id: int) -> ApiKey:
@@ -62,7 +62,7 @@ def keys(request: HttpRequest) -> HttpResponse:
             expires_at=expires_at,
         )
     except DomainError as exc:
-        form.add_error(None, exc.detail)
+        add_service_error(form, exc)
         return _keys_page(request, form)
     context = {"api_key": api_key, "secret": secret, "rotated_from": None}
     return no_store(render(request, "portal/key_created.html", context, status=201))

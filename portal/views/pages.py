@@ -16,7 +16,7 @@ from mlapi.exceptions import DomainError
 from portal.charts import usage_chart, usage_totals
 from portal.examples import build_examples
 from portal.forms import PlanChangeForm
-from portal.views.common import render_form, subscriber_required
+from portal.views.common import add_service_error, render_form, subscriber_required
 from predictions.models import ModelVersion, Task
 from usage.selectors import daily_usage, recent_errors
 
@@ -97,7 +97,7 @@ def plan(request: HttpRequest) -> HttpResponse:
                 subscription=subscription, plan=form.cleaned_data["plan"]
             )
         except DomainError as exc:
-            form.add_error(None, exc.detail)
+            add_service_error(form, exc)
         else:
             if subscription.requested_plan_id:
                 messages.info(

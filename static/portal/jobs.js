@@ -1,6 +1,6 @@
 /* mlapi portal: live progress for batch jobs without reloading the page.
-   Rows <tr data-job-url="/api/v1/jobs/ID" data-status="..."> are polled with the session
-   cookie (same origin) until they finish; their progress bar, counts, status badge and
+   Rows <tr data-job-url="/portal/jobs/ID/status" data-status="..."> are polled with the
+   session cookie (same origin; the JSON is the same as GET /api/v1/jobs/ID) until they finish; their progress bar, counts, status badge and
    download/cancel controls follow the job's state. */
 (function () {
   "use strict";
