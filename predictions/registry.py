@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,8 @@ from predictions.conversion import convert_and_verify
 from predictions.errors import ArtifactRejected
 from predictions.introspect import check_schema, describe_output, infer_schema, infer_task
 from predictions.models import MLModel, ModelVersion, Runtime
+
+NAME = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 
 
 class RegistryError(ValueError):
@@ -43,7 +46,7 @@ def _load_source(artifact_path: str | Path | None, estimator: Any) -> tuple[byte
         raise RegistryError("give exactly one of artifact_path and estimator")
     if artifact_path is not None:
         data = Path(artifact_path).read_bytes()
-        return data, artifacts.load_skops(data)
+        return data, verify_upload(data)
     return artifacts.dump_skops(estimator), estimator
 
 
@@ -65,6 +68,8 @@ def register_model_version(
     schema is inferred (encoder categories, numeric ranges from `sample`) unless given. The
     first version of a model, or any with `make_default`, becomes the default.
     """
+    if not NAME.match(name):
+        raise RegistryError("a model name uses letters, digits, - and _ only (at most 64)")
     data, estimator = _load_source(artifact_path, estimator)
     try:
         task = infer_task(estimator)
