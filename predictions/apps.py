@@ -8,4 +8,7 @@ class PredictionsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from predictions import signals  # noqa: F401 - connects the cache invalidation
+        from predictions import (
+            schema,  # noqa: F401 - registers the OpenAPI security schemes
+            signals,  # noqa: F401 - connects the cache invalidation
+        )

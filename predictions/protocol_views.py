@@ -11,7 +11,8 @@ import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 
 from predictions.errors import ModelUnavailable
@@ -26,6 +27,30 @@ from predictions.protocol import (
 )
 from predictions.validation import parse_json, validate_instances
 
+V2_TAGS = ["Open Inference Protocol"]
+V2_REQUEST_EXAMPLE = OpenApiExample(
+    "iris, JSON tensor",
+    request_only=True,
+    value={
+        "id": "42",
+        "inputs": [
+            {"name": "input", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+        ],
+    },
+)
+V2_RESPONSE_EXAMPLE = OpenApiExample(
+    "iris reply",
+    response_only=True,
+    value={
+        "model_name": "iris",
+        "model_version": "1",
+        "id": "42",
+        "outputs": [
+            {"name": "predict", "datatype": "BYTES", "shape": [1], "data": ["setosa"]},
+            {"name": "predict_proba", "datatype": "FP64", "shape": [1, 3], "data": [1, 0, 0]},
+        ],
+    },
+)
 SERVER = {"name": "mlapi", "version": "1.0.0", "extensions": ["binary_tensor_data"]}
 
 
@@ -88,7 +113,7 @@ class V2ModelMetadataView(PredictionAPIView):
 
     protocol = "v2"
 
-    @extend_schema(summary="V2 model metadata", tags=["Open Inference Protocol"])
+    @extend_schema(summary="V2 model metadata", tags=V2_TAGS, responses=OpenApiTypes.OBJECT)
     def get(self, request, name: str, version: str | None = None):
         return _json(model_metadata(self.predictor_for(request, name, version)))
 
@@ -98,7 +123,7 @@ class V2ModelReadyView(PredictionAPIView):
 
     protocol = "v2"
 
-    @extend_schema(summary="V2 model readiness", tags=["Open Inference Protocol"])
+    @extend_schema(summary="V2 model readiness", tags=V2_TAGS, responses=OpenApiTypes.OBJECT)
     def get(self, request, name: str, version: str | None = None):
         try:
             predictor = self.predictor_for(request, name, version)
@@ -113,7 +138,13 @@ class V2InferView(PredictionAPIView):
     consumes_quota = True
     protocol = "v2"
 
-    @extend_schema(request=None, summary="V2 inference", tags=["Open Inference Protocol"])
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses=OpenApiTypes.OBJECT,
+        examples=[V2_REQUEST_EXAMPLE, V2_RESPONSE_EXAMPLE],
+        summary="V2 inference (JSON or binary tensors)",
+        tags=V2_TAGS,
+    )
     def post(self, request, name: str, version: str | None = None):
         predictor = self.predictor_for(request, name, version)
         header, binary = split_body(
@@ -151,7 +182,16 @@ class KServeV1PredictView(PredictionAPIView):
     consumes_quota = True
     protocol = "kserve-v1"
 
-    @extend_schema(request=None, summary="KServe V1 predict", tags=["Open Inference Protocol"])
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses=OpenApiTypes.OBJECT,
+        examples=[
+            OpenApiExample("iris", value={"instances": [[5.1, 3.5, 1.4, 0.2]]}, request_only=True),
+            OpenApiExample("reply", value={"predictions": ["setosa"]}, response_only=True),
+        ],
+        summary="KServe V1 predict",
+        tags=V2_TAGS,
+    )
     def post(self, request, name: str):
         predictor = self.predictor_for(request, name)
         body = parse_json(request.body)
