@@ -23,7 +23,7 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 
 from usage.spool import drain_spool, spool_events
 from usage.writer import write_events
@@ -141,10 +141,13 @@ class UsageBuffer:
             self._wake.clear()
             if self._stopping.is_set():
                 break
+            if not self._events:
+                continue
             try:
                 self.flush()
             finally:
-                close_old_connections()
+                # One connection per flush: an idle writer holds no database session.
+                connections.close_all()
 
 
 BUFFER = UsageBuffer()
