@@ -306,6 +306,8 @@ MLAPI_MAX_REQUEST_BYTES = env_int("MLAPI_MAX_REQUEST_BYTES", 12 * 1024 * 1024)
 MLAPI_MAX_UPLOAD_BYTES = env_int("MLAPI_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 MLAPI_PREDICT_TIMEOUT_S = env_float("MLAPI_PREDICT_TIMEOUT_S", 40.0)
 MLAPI_KEY_ROTATION_GRACE_HOURS = env_float("MLAPI_KEY_ROTATION_GRACE_HOURS", 24.0)
+# Reverse proxies in front of us that append to X-Forwarded-For (0: ignore the header).
+MLAPI_TRUSTED_PROXY_HOPS = env_int("MLAPI_TRUSTED_PROXY_HOPS", 0)
 MLAPI_USAGE_RETENTION_DAYS = env_int("MLAPI_USAGE_RETENTION_DAYS", 90)
 # Usage writes: "buffered" (background writer, flushed at exit) or "sync" (in the request).
 MLAPI_USAGE_MODE = os.environ.get("MLAPI_USAGE_MODE", "buffered")
