@@ -67,7 +67,7 @@ class Predictor:
         else:
             out = values.tolist()
         probs = None
-        if probabilities and proba is not None:
+        if probabilities and proba is not None and self.output.get("probabilities"):
             probs = np.asarray(proba, dtype=np.float64).round(6).tolist()
         return Prediction(out, probs)
 

@@ -113,5 +113,6 @@ def check_schema(schema: Any) -> dict:
 def describe_output(estimator: Any, task: str) -> dict:
     if task == Task.CLASSIFICATION:
         classes = [c.item() if hasattr(c, "item") else c for c in estimator.classes_]
-        return {"type": "label", "classes": classes, "probabilities": True}
+        has_proba = hasattr(estimator, "predict_proba")
+        return {"type": "label", "classes": classes, "probabilities": has_proba}
     return {"type": "number"}

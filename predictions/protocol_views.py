@@ -77,7 +77,7 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
 
 
 def output_names(predictor: Predictor) -> list[str]:
-    return ["predict", "predict_proba"] if predictor.task == "classification" else ["predict"]
+    return ["predict", "predict_proba"] if predictor.output.get("probabilities") else ["predict"]
 
 
 def model_metadata(predictor: Predictor) -> dict:
@@ -96,7 +96,7 @@ def model_metadata(predictor: Predictor) -> dict:
         ]
     label = "BYTES" if predictor.task == "classification" else "FP64"
     outputs = [{"name": "predict", "datatype": label, "shape": [-1]}]
-    if predictor.task == "classification":
+    if predictor.output.get("probabilities"):
         classes = len(predictor.classes or [])
         outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
     return {

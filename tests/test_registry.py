@@ -241,3 +241,20 @@ def test_a_pipeline_classifier_is_served_right_whichever_runtime_wins():
     result = get_predictor("scaled").predict(data.data.T.tolist(), probabilities=True)
     assert result.predictions == pipe.predict(data.data).tolist()
     np.testing.assert_allclose(result.probabilities, pipe.predict_proba(data.data), atol=1e-5)
+
+
+def test_a_classifier_without_predict_proba_never_returns_probabilities(client, api_key):
+    from sklearn.datasets import load_iris
+    from sklearn.svm import LinearSVC
+
+    data = load_iris()
+    svc = LinearSVC(random_state=0).fit(data.data, data.target)
+    register_model_version(name="svc", estimator=svc, sample=data.data)
+    body = {"instances": data.data[:2].tolist(), "parameters": {"probabilities": True}}
+    reply = client.post(
+        "/api/v1/models/svc/predict", body, content_type="application/json", HTTP_X_API_KEY=api_key
+    ).json()
+    assert reply["predictions"] == svc.predict(data.data[:2]).tolist()
+    assert "probabilities" not in reply
+    meta = client.get("/v2/models/svc", HTTP_X_API_KEY=api_key).json()
+    assert [o["name"] for o in meta["outputs"]] == ["predict"]
