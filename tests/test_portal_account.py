@@ -231,6 +231,25 @@ def test_login_is_refused_after_10_failures_per_ip_and_username(client, make_sub
     )
 
 
+def test_failed_api_token_requests_count_towards_the_portal_login_limit(client, make_subscriber):
+    user = make_subscriber().user
+    for _ in range(10):
+        response = client.post(
+            "/api/v1/auth/token",
+            {"username": user.username, "password": "nope-nope"},
+            content_type="application/json",
+        )
+        assert response.status_code == 401
+    blocked = client.post("/portal/login/", {"username": user.username, "password": TEST_PASSWORD})
+    assert blocked.status_code == 429
+
+
+def test_api_signups_count_towards_the_portal_signup_limit(client, plans):
+    for _ in range(20):
+        client.post("/api/v1/auth/signup", {"username": ""}, content_type="application/json")
+    assert client.post("/portal/signup/", signup_data()).status_code == 429
+
+
 def test_successful_logins_do_not_count_towards_the_limit(client, make_subscriber):
     user = make_subscriber().user
     for _ in range(12):

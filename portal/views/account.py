@@ -10,41 +10,34 @@ from django.shortcuts import redirect
 from django.urls import reverse_lazy
 from django.utils.decorators import method_decorator
 from django.views.decorators.debug import sensitive_post_parameters
-from django_ratelimit.core import get_usage, is_ratelimited
+from django_ratelimit.core import is_ratelimited
 
+from keys.ratelimits import (
+    TooManyAttempts,
+    check_login_allowed,
+    check_signup_rate,
+    client_ip,
+    note_failed_login,
+)
 from keys.services import signup_subscriber
 from mlapi.exceptions import DomainError, ratelimited_view
 from portal.forms import LoginForm, SignupForm
 from portal.views.common import INVALID_FORM_STATUS, add_service_error, render_form
 
-# The API's limits (CONTRACT section 6), applied to the portal's forms too.
-SIGNUP_RATE = "20/h"
-LOGIN_FAILURE_RATE = "10/15m"
 RESET_REQUEST_RATE = "5/h"
 AUTH_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
-def _ip_and_username(group: str, request: HttpRequest) -> str:
-    """django-ratelimit key: the client IP plus the (case-folded) username being tried."""
-    username = (request.POST.get("username") or "").strip().casefold()
-    return f"{request.META.get('REMOTE_ADDR', '')}|{username}"
+def too_many_attempts(request: HttpRequest, exc: TooManyAttempts) -> HttpResponse:
+    """The 429 page, with the Retry-After the limit asked for."""
+    response = ratelimited_view(request, exc)
+    for name, value in exc.headers.items():
+        response[name] = value
+    return response
 
 
-def login_blocked(request: HttpRequest) -> bool:
-    """True once this IP has failed 10 times for this username in the current window."""
-    usage = get_usage(request, group="portal-login", key=_ip_and_username, rate=LOGIN_FAILURE_RATE)
-    return usage is not None and usage["count"] >= usage["limit"]
-
-
-def record_login_failure(request: HttpRequest) -> None:
-    """Count one failed attempt (successful logins are not counted)."""
-    get_usage(
-        request,
-        group="portal-login",
-        key=_ip_and_username,
-        rate=LOGIN_FAILURE_RATE,
-        increment=True,
-    )
+def _client_ip_key(group: str, request: HttpRequest) -> str:
+    return client_ip(request)
 
 
 @sensitive_post_parameters("password1", "password2")
@@ -52,10 +45,11 @@ def signup(request: HttpRequest) -> HttpResponse:
     """Create an account and its subscription, then log the new subscriber in."""
     if request.user.is_authenticated:
         return redirect("portal:dashboard")
-    if request.method == "POST" and is_ratelimited(
-        request, group="portal-signup", key="ip", rate=SIGNUP_RATE, method="POST", increment=True
-    ):
-        return ratelimited_view(request, None)
+    if request.method == "POST":
+        try:  # the API's limit and counter: 20 per hour per client IP, API and portal together
+            check_signup_rate(request)
+        except TooManyAttempts as exc:
+            return too_many_attempts(request, exc)
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         plan = form.cleaned_data.get("plan")
@@ -84,12 +78,17 @@ class LoginView(auth_views.LoginView):
     redirect_authenticated_user = True
 
     def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if login_blocked(request):
-            return ratelimited_view(request, None)
+        try:  # the API's counter too: failures at /api/v1/auth/token count here, and back
+            check_login_allowed(request, self._username())
+        except TooManyAttempts as exc:
+            return too_many_attempts(request, exc)
         return super().post(request, *args, **kwargs)
 
+    def _username(self) -> str:
+        return (self.request.POST.get("username") or "").strip()
+
     def form_invalid(self, form: LoginForm) -> HttpResponse:
-        record_login_failure(self.request)
+        note_failed_login(self.request, self._username())
         response = super().form_invalid(form)
         response.status_code = INVALID_FORM_STATUS
         return response
