@@ -292,8 +292,11 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
-# polling_interval: how often the embedded transport looks for messages (pickup latency).
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600, "polling_interval": 0.2}
+# Transport options differ per broker (kombu's SQLAlchemy transport hands every option to
+# create_engine, so it gets none). Redis: a message unacknowledged for an hour is redelivered.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
+)
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "usage.tasks.prune_usage_records", "schedule": 3600.0},

@@ -96,26 +96,26 @@ def quota_used(subscription) -> int:
     return quota_status(subscription=subscription).used
 
 
-def _purge_queue() -> None:
-    from mlapi.celery import app
-
-    with app.connection_for_write() as conn:
-        conn.default_channel.queue_declare(queue="celery", durable=True, auto_delete=False)
-        conn.default_channel.queue_purge("celery")
-
-
-@pytest.fixture
-def celery_worker(live_demo_models):
-    """A real Celery worker (Celery's test worker, in a thread) on the configured broker."""
+@pytest.fixture(scope="module")
+def celery_worker_module(django_db_setup, django_db_blocker):
+    """One real Celery worker per test module (Celery's test worker, in a thread)."""
     from celery.contrib.testing.worker import start_worker
 
     from mlapi.celery import app
 
-    _purge_queue()
-    with start_worker(
-        app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
-    ) as worker:
+    with (
+        django_db_blocker.unblock(),
+        start_worker(
+            app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+        ) as worker,
+    ):
         yield worker
+
+
+@pytest.fixture
+def celery_worker(celery_worker_module, live_demo_models):
+    """The module's worker, with the demo models committed for it to load."""
+    return celery_worker_module
 
 
 def database_url() -> str:
@@ -175,7 +175,6 @@ def worker_process(live_demo_models, tmp_path):
         started.append(worker)
         return worker
 
-    _purge_queue()
     yield start
     for worker in started:
         worker.stop()
