@@ -211,3 +211,85 @@ def test_no_usage_is_lost_across_sigterm_to_gunicorn_under_load(transactional_db
     rollup = DailyUsage.objects.filter(subscription=sub)
     assert sum(r.requests for r in rollup) == len(answered)
     assert sum(r.predictions for r in rollup) == 2 * answered.count(200)
+
+
+IRIS = [5.1, 3.5, 1.4, 0.2]
+HOUSE = {"property_type": "D", "old_new": "N", "duration": "F"}
+
+
+def real_request(base: str, route: str, n: int) -> tuple[str, str]:
+    """(url, body) for one of the real data-plane routes, asking for n predictions."""
+    if route == "v1":
+        return f"{base}/api/v1/models/iris/predict", json.dumps({"instances": [IRIS] * n})
+    if route == "v1-house":
+        return f"{base}/api/v1/models/house-price/predict", json.dumps({"instances": [HOUSE] * n})
+    if route == "v2":
+        tensor = {"name": "input-0", "shape": [n, 4], "datatype": "FP64", "data": IRIS * n}
+        return f"{base}/v2/models/iris/infer", json.dumps({"inputs": [tensor]})
+    if route == "kserve":
+        return f"{base}/v1/models/iris:predict", json.dumps({"instances": [IRIS] * n})
+    bad = [[IRIS[0], IRIS[1], 999.0, IRIS[3]]] * n  # out of range: 400 validation_error
+    return f"{base}/api/v1/models/iris/predict", json.dumps({"instances": bad})
+
+
+@pytest.mark.slow
+def test_usage_is_exact_for_the_real_data_plane_routes_under_load(live_server, live_demo_models):
+    import requests
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
+
+    plan = PlanFactory(rate=50.0, burst=15, quota=450, quota_period="month")
+    sub = SubscriptionFactory(plan=plan)
+    keys = [ApiKeyFactory(subscription=sub) for _ in range(2)]
+    jwt = str(RefreshToken.for_user(sub.user).access_token)
+    creds = [(k.pk, {"X-API-Key": k.plaintext}) for k in keys]
+    creds.append((None, {"Authorization": f"Bearer {jwt}"}))
+    day_before = datetime.now(UTC).date().isoformat()
+    sent: list[tuple[int, int, int | None, str]] = []
+    lock = threading.Lock()
+    routes = ["v1", "v1", "v2", "kserve", "v1-house", "bad"]
+
+    def client_thread(seed: int) -> None:
+        rng = random.Random(seed)
+        with requests.Session() as session:
+            for _ in range(40):
+                key_id, headers = rng.choice(creds)
+                route, n = rng.choice(routes), rng.randint(1, 4)
+                url, body = real_request(live_server.url, route, n)
+                response = session.post(
+                    url, data=body, headers={**headers, "Content-Type": "application/json"}
+                )
+                model = "house-price" if route == "v1-house" else "iris"
+                with lock:
+                    sent.append((response.status_code, n, key_id, model))
+
+    threads = [threading.Thread(target=client_thread, args=(s,)) for s in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    flush_usage()
+
+    statuses = Counter(s for s, *_ in sent)
+    assert len(sent) == 320 and statuses[429] and statuses[400] and statuses[200], statuses
+    want = {
+        "requests": len(sent),
+        "predictions": sum(n for s, n, *_ in sent if s == 200),
+        "errors": sum(1 for s, *_ in sent if s >= 400 and s != 429),
+        "throttled": statuses[429],
+    }
+    client = Client()
+    client.force_login(sub.user)
+    today = datetime.now(UTC).date().isoformat()
+    totals = usage_totals(client, day_before, today)
+    assert {k: totals[k] for k in want} == want
+    used = QuotaCounter.objects.get(subscription=sub).used
+    assert totals["last"]["quota_used"] == want["predictions"] == used
+    assert totals["last"]["quota_remaining"] == 450 - used
+    for key in keys:
+        mine = [r for r in sent if r[2] == key.pk]
+        got = usage_totals(client, day_before, today, key=key.pk)
+        assert (got["requests"], got["throttled"]) == (len(mine), sum(r[0] == 429 for r in mine))
+    protocols = set(UsageRecord.objects.filter(subscription=sub).values_list("protocol", flat=True))
+    assert protocols == {"v1", "v2", "kserve-v1"}

@@ -9,22 +9,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from keys.permissions import ManagementPlane
 from mlapi.pagination import PageNumberPagination
 from usage.selectors import daily_usage, subscriber_knows_model, subscriber_owns_key
 from usage.serializers import UsageDaySerializer, UsageQuerySerializer
-
-try:
-    from keys.permissions import ManagementPlane
-except ImportError:  # pragma: no cover - until keys.permissions lands (parallel build)
-    from rest_framework.permissions import BasePermission
-
-    class ManagementPlane(BasePermission):
-        """Stand-in: the management plane refuses API-key principals."""
-
-        message = "API keys cannot use the management plane."
-
-        def has_permission(self, request, view) -> bool:
-            return getattr(request._request, "mlapi_principal", None) is None
 
 
 class UsageView(APIView):

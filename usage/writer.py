@@ -119,29 +119,61 @@ def _without_dangling_references(events: list[UsageEvent]) -> list[UsageEvent]:
     ]
 
 
-def _write(events: list[UsageEvent]) -> None:
-    if not events:
-        return
-    records = [
-        UsageRecord(
-            time=e.time,
-            subscription_id=e.subscription_id,
-            key_id=e.key_id,
-            plan_name=e.plan_name[:50],
-            model_name=e.model_name[:64],
-            model_version=e.model_version[:32],
-            protocol=e.protocol,
-            method=e.method[:8],
-            path=e.path[:300],
-            status=e.status,
-            error_code=e.error_code[:40],
-            predictions=e.predictions,
-            latency_ms=e.latency_ms,
-            request_bytes=e.request_bytes,
-            response_bytes=e.response_bytes,
+RECORD_COLUMNS = (
+    "time",
+    "subscription_id",
+    "key_id",
+    "plan_name",
+    "model_name",
+    "model_version",
+    "protocol",
+    "method",
+    "path",
+    "status",
+    "error_code",
+    "predictions",
+    "latency_ms",
+    "request_bytes",
+    "response_bytes",
+)
+
+
+def insert_records(events: list[UsageEvent]) -> None:
+    """One executemany INSERT of the raw records (no model instances: this is the hot loop)."""
+    q = connection.ops.quote_name
+    adapt = connection.ops.adapt_datetimefield_value
+    sql = (
+        f"INSERT INTO {q(UsageRecord._meta.db_table)} "  # noqa: S608
+        f"({', '.join(q(c) for c in RECORD_COLUMNS)}) "
+        f"VALUES ({', '.join(['%s'] * len(RECORD_COLUMNS))})"
+    )
+    rows = [
+        (
+            adapt(e.time),
+            e.subscription_id,
+            e.key_id,
+            e.plan_name[:50],
+            e.model_name[:64],
+            e.model_version[:32],
+            e.protocol,
+            e.method[:8],
+            e.path[:300],
+            e.status,
+            e.error_code[:40],
+            e.predictions,
+            e.latency_ms,
+            e.request_bytes,
+            e.response_bytes,
         )
         for e in events
     ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
+
+
+def _write(events: list[UsageEvent]) -> None:
+    if not events:
+        return
     with transaction.atomic():
-        UsageRecord.objects.bulk_create(records, batch_size=500)
+        insert_records(events)
         upsert_rollups(aggregate(events))

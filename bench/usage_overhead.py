@@ -1,0 +1,116 @@
+"""Predict throughput with usage recording off, buffered and synchronous, in one run.
+
+    .venv/bin/python bench/usage_overhead.py [--seconds 10] [--rounds 2] [--connections 16]
+
+One SQLite data dir (the default setup) is prepared once; for each round the same gunicorn
+web server (`mlapi.serve web`, production settings) is started three times with
+MLAPI_USAGE_RECORDING=off, MLAPI_USAGE_MODE=buffered and MLAPI_USAGE_MODE=sync, and wrk drives
+`POST /api/v1/models/iris/predict` (1 row, API key) with 16 connections. The order alternates
+between rounds. After each recorded run the bench also counts the usage records written, to
+show none were lost (records >= responses wrk counted: wrk drops the replies in flight when it
+stops, which the server still answered and recorded).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import loadgen
+import servers
+
+IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
+CONFIGS = {
+    "off": {"MLAPI_USAGE_RECORDING": "off"},
+    "buffered": {"MLAPI_USAGE_RECORDING": "on", "MLAPI_USAGE_MODE": "buffered"},
+    "sync": {"MLAPI_USAGE_RECORDING": "on", "MLAPI_USAGE_MODE": "sync"},
+    # the buffered writer with fewer, larger write transactions
+    "buffered-2s": {
+        "MLAPI_USAGE_RECORDING": "on",
+        "MLAPI_USAGE_MODE": "buffered",
+        "MLAPI_USAGE_FLUSH_INTERVAL_S": "2",
+        "MLAPI_USAGE_FLUSH_SIZE": "2000",
+    },
+}
+COUNT_RECORDS = "from usage.models import UsageRecord; print(UsageRecord.objects.count())"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--connections", type=int, default=16)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--configs", default="off,buffered,sync", help="comma-separated")
+    parser.add_argument("--data-dir", default="", help="reuse a prepared data dir")
+    parser.add_argument("--out", default="", help="write the results as JSON here")
+    return parser.parse_args(argv)
+
+
+def run_once(env: dict, config: str, case_body: bytes, api_key: str, args, log_dir: Path):
+    server = servers.start_mlapi(
+        {**env, **CONFIGS[config]}, log_dir, workers=args.workers, with_worker=False
+    )
+    try:
+        case = loadgen.Case(
+            "a",
+            "metered iris predict (1 row)",
+            "POST",
+            f"{server.base_url}/api/v1/models/iris/predict",
+            case_body,
+            {"Content-Type": "application/json", "X-API-Key": api_key},
+        )
+        status, body = servers.http(case.method, case.url, case.body, case.headers)
+        if status != 200:
+            raise SystemExit(f"predict answered {status}: {body}")
+        loadgen.run_case(case, connections=args.connections, seconds=2)  # warm-up
+        before = int(servers.manage(env, "shell", "-c", COUNT_RECORDS).split()[-1])
+        figures = loadgen.run_case(case, connections=args.connections, seconds=args.seconds)
+    finally:
+        server.stop()  # SIGTERM: buffered records are flushed by gunicorn's worker_exit
+    after = int(servers.manage(env, "shell", "-c", COUNT_RECORDS).split()[-1])
+    figures["records_written"] = after - before
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    args = parse_args(argv)
+    tmp = Path(args.data_dir or tempfile.mkdtemp(prefix="usage-bench-"))
+    env = servers.mlapi_env(tmp / "data", services={})
+    configs = args.configs.split(",")
+    print(f"preparing {tmp} (migrate, demo models, bench subscriber)...", flush=True)
+    api_key = servers.prepare_mlapi(env)["api_key"]
+    body = json.dumps({"instances": [IRIS_ROW]}).encode()
+    results: dict[str, list[dict]] = {name: [] for name in configs}
+    for round_no in range(1, args.rounds + 1):
+        order = configs if round_no % 2 else list(reversed(configs))
+        for config in order:
+            figures = run_once(env, config, body, api_key, args, tmp)
+            results[config].append(figures)
+            print(
+                f"round {round_no} {config:<9} {figures['rps']:>8.1f} req/s  "
+                f"p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms  "
+                f"non-2xx {figures['non_2xx']}  wrk responses {figures['requests']}  "
+                f"records written {figures['records_written']}",
+                flush=True,
+            )
+    summary = {
+        name: round(statistics.median(r["rps"] for r in runs), 1) for name, runs in results.items()
+    }
+    for name in (c for c in configs if c != "off"):
+        cost = 100 * (1 - summary[name] / summary["off"])
+        print(f"{name:<9} median {summary[name]:.1f} req/s vs off {summary['off']:.1f}: "
+              f"{cost:+.1f} % cost")  # fmt: skip
+    if args.out:
+        Path(args.out).write_text(json.dumps({"summary": summary, "runs": results}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
