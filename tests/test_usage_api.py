@@ -11,6 +11,7 @@ from keys.models import QuotaCounter
 from tests.test_usage_support import make_subscription
 from usage.models import DailyUsage, UsageRecord
 from usage.recording import UsageEvent
+from usage.selectors import daily_usage, recent_errors
 from usage.writer import write_events
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_usage_support")]
@@ -225,3 +226,26 @@ def test_future_days_in_range_are_zero():
     end = (TODAY + timedelta(days=3)).isoformat()
     items = get_usage(client_for(sub), start=TODAY.isoformat(), end=end).json()["results"]
     assert len(items) == 4 and items[-1]["requests"] == 0
+
+
+def test_recent_errors_lists_the_latest_failures_of_the_subscriber_only():
+    sub, _ = make_subscription()
+    other, _ = make_subscription()
+    day = date(2026, 9, 9)
+    write_events(
+        [event(sub, day=day, status=s) for s in (200, 400, 429, 503)]
+        + [event(other, day=day, status=500)]
+    )
+    errors = recent_errors(subscription=sub, limit=2)
+    assert len(errors) == 2 and all(r.status >= 400 and r.subscription_id == sub.pk for r in errors)
+    assert {r.status for r in recent_errors(subscription=sub)} == {400, 429, 503}
+
+
+def test_daily_usage_selector_returns_the_api_items():
+    sub, _ = make_subscription()
+    write_events([event(sub, day=date(2026, 9, 10), n=2)])
+    items = daily_usage(subscription=sub, start=date(2026, 9, 10), end=date(2026, 9, 11))
+    assert [(i["date"], i["requests"], i["predictions"]) for i in items] == [
+        ("2026-09-10", 1, 2),
+        ("2026-09-11", 0, 0),
+    ]
