@@ -12,6 +12,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication
 from rest_framework_simplejwt.authentication import JWTAuthentication
 from rest_framework_simplejwt.exceptions import ExpiredTokenError, TokenError
+from rest_framework_simplejwt.settings import api_settings
 
 from keys import crypto, keycache
 from keys.models import ApiKey, Subscription
@@ -92,8 +93,9 @@ class SubscriberJWTAuthentication(JWTAuthentication):
     """`Authorization: Bearer <access JWT>` (simplejwt) for a subscriber.
 
     `request.auth` is the subscriber's `Principal` (None for a user without a subscription,
-    e.g. an operator); garbage, wrong-type, blacklisted or unknown-user tokens are
-    `invalid_credentials`, expired ones `token_expired`.
+    e.g. an operator). User and subscription are cached per process for ~1 s, like API keys.
+    Garbage, wrong-type, blacklisted or unknown-user tokens are `invalid_credentials`, expired
+    ones `token_expired`.
     """
 
     www_authenticate_realm = "mlapi"
@@ -108,17 +110,26 @@ class SubscriberJWTAuthentication(JWTAuthentication):
         if raw.startswith(b"mlk_"):
             raise _failed("API keys go in the X-API-Key header, not in Authorization.")
         token = self._validate(raw)
-        try:
-            user = self.get_user(token)
-        except exceptions.AuthenticationFailed as exc:
-            raise _failed("The token's user does not exist or is inactive.") from exc
-        except exceptions.APIException as exc:
-            raise _failed("Invalid token.") from exc
-        subscription = Subscription.objects.select_related("plan").filter(user_id=user.pk).first()
-        principal = Principal.for_subscription(subscription) if subscription else None
+        cache_key = f"jwt-user:{token.get(api_settings.USER_ID_CLAIM)}"
+        hit, entry = keycache.get(cache_key)
+        if not hit:
+            entry = self._load(token)
+            keycache.put(cache_key, entry)
+        if entry is None:
+            raise _failed("The token's user does not exist or is inactive.")
+        user, principal = entry
         if principal is not None:
             request._request.mlapi_principal = principal
         return user, principal
+
+    def _load(self, token) -> tuple | None:
+        """`(user, principal or None)`, or None for an unknown or inactive user (2 queries)."""
+        try:
+            user = self.get_user(token)
+        except exceptions.APIException:
+            return None
+        subscription = Subscription.objects.select_related("plan").filter(user_id=user.pk).first()
+        return user, (Principal.for_subscription(subscription) if subscription else None)
 
     def _validate(self, raw: bytes):
         from rest_framework_simplejwt.tokens import AccessToken

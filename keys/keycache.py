@@ -3,6 +3,7 @@
 An entry lives at most `TTL` seconds: a revoked key, an expired rotation grace or a suspended
 subscription is seen by every process within that second without any cross-process signal.
 Revocation in this process also drops the entry at once. Only hashes are cached, never keys.
+JWT authentication keeps `(user, principal)` per user id here too, under `jwt-user:<id>`.
 """
 
 from __future__ import annotations
@@ -33,19 +34,19 @@ class CachedKey:
 
 
 _lock = threading.Lock()
-_entries: dict[str, tuple[float, CachedKey | None]] = {}
+_entries: dict[str, tuple[float, Any]] = {}
 _last_used: dict[int, float] = {}
 
 
-def get(prefix: str) -> tuple[bool, CachedKey | None]:
-    """`(hit, entry)`; an entry of None is a cached "no such key"."""
+def get(prefix: str) -> tuple[bool, Any]:
+    """`(hit, entry)`; an entry of None is a cached "no such key" (or user, for JWTs)."""
     item = _entries.get(prefix)
     if item is None or item[0] < time.monotonic():
         return False, None
     return True, item[1]
 
 
-def put(prefix: str, entry: CachedKey | None) -> None:
+def put(prefix: str, entry: Any) -> None:
     with _lock:
         if len(_entries) >= MAX_ENTRIES:
             _entries.clear()  # crude but bounded; entries are only a second old anyway
