@@ -23,6 +23,8 @@ ATOL = 1e-6  # probabilities near zero: float32 noise, not a disagreement
 
 @dataclass(frozen=True)
 class Conversion:
+    """The outcome of a conversion: ONNX bytes and input layout, or None and why not."""
+
     onnx_bytes: bytes | None
     layout: str  # "matrix" (one [N, F] float input) or "columns" (one [N, 1] input per feature)
     note: str

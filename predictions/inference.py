@@ -33,6 +33,8 @@ CHECK_INTERVAL_S = 1.0
 
 @dataclass(frozen=True)
 class Prediction:
+    """Predictions in instance order, and class probabilities when asked for and available."""
+
     predictions: list
     probabilities: list[list[float]] | None
 

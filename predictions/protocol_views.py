@@ -108,6 +108,19 @@ def model_metadata(predictor: Predictor) -> dict:
     }
 
 
+def output_tensors(predictor: Predictor, names: list[str], result, rows: int) -> list[tuple]:
+    """(name, datatype, shape, values) per requested output, in the order asked."""
+    tensors = []
+    for output in names:
+        if output == "predict":
+            dtype = "BYTES" if predictor.task == "classification" else "FP64"
+            tensors.append(("predict", dtype, [rows], result.predictions))
+        else:
+            width = len(predictor.classes or [])
+            tensors.append(("predict_proba", "FP64", [rows, width], result.probabilities))
+    return tensors
+
+
 class V2ModelMetadataView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]`."""
 
@@ -156,15 +169,7 @@ class V2InferView(PredictionAPIView):
         )
         names, binary_out = requested_outputs(header, output_names(predictor))
         result = self.predict(request, predictor, columns, probabilities="predict_proba" in names)
-        rows = len(instances)
-        tensors = []
-        for output in names:
-            if output == "predict":
-                dtype = "BYTES" if predictor.task == "classification" else "FP64"
-                tensors.append(("predict", dtype, [rows], result.predictions))
-            else:
-                width = len(predictor.classes or [])
-                tensors.append(("predict_proba", "FP64", [rows, width], result.probabilities))
+        tensors = output_tensors(predictor, names, result, len(instances))
         body = {"model_name": predictor.model_name, "model_version": predictor.version}
         if isinstance(header.get("id"), str):
             body["id"] = header["id"]

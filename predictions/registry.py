@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from predictions import artifacts
 from predictions.conversion import convert_and_verify
@@ -77,40 +77,55 @@ def register_model_version(
     except (ValueError, AttributeError) as exc:
         raise RegistryError(str(exc)) from exc
     schema = _schema_for(estimator, input_schema, sample)
+    version = _free_version(name, task, version)
     conversion = convert_and_verify(estimator, schema["features"], task, sample)
+    stem = f"{name}-{version}-{artifacts.sha256_bytes(data)[:12]}"
+    artifact, sha = artifacts.write_atomic(data, f"{stem}.skops")
+    onnx_artifact = onnx_sha = ""
+    if conversion.onnx_bytes is not None:
+        onnx_artifact, onnx_sha = artifacts.write_atomic(conversion.onnx_bytes, f"{stem}.onnx")
+    fields = {
+        "version": version,
+        "artifact": artifact,
+        "sha256": sha,
+        "onnx_artifact": onnx_artifact,
+        "onnx_sha256": onnx_sha,
+        "runtime": Runtime.ONNX if onnx_artifact else Runtime.SKLEARN,
+        "runtime_note": conversion.note,
+        "input_schema": schema,
+        "output": out,
+        "metadata": {"onnx_layout": conversion.layout, "estimator": type(estimator).__name__},
+    }
+    return _save_version(name, task, description, fields, make_default=make_default)
+
+
+def _free_version(name: str, task: str, version: str | None) -> str:
+    """The version label to use; refuses a task change and a label already taken."""
     existing = MLModel.objects.filter(name=name).first()
     if existing is not None and existing.task != task:
         raise RegistryError(f"{name} is a {existing.task} model; this estimator is a {task}")
     version = version or _next_version(existing)
     if existing is not None and existing.versions.filter(version=version).exists():
         raise RegistryError(f"{name} already has a version {version}")
-    stem = f"{name}-{version}-{artifacts.sha256_bytes(data)[:12]}"
-    artifact, sha = artifacts.write_atomic(data, f"{stem}.skops")
-    onnx_artifact = onnx_sha = ""
-    if conversion.onnx_bytes is not None:
-        onnx_artifact, onnx_sha = artifacts.write_atomic(conversion.onnx_bytes, f"{stem}.onnx")
-    with transaction.atomic():
-        model, _ = MLModel.objects.get_or_create(
-            name=name, defaults={"task": task, "description": description}
-        )
-        if description and model.description != description:
-            model.description = description
-            model.save(update_fields=["description"])
-        created = ModelVersion.objects.create(
-            model=model,
-            version=version,
-            artifact=artifact,
-            sha256=sha,
-            onnx_artifact=onnx_artifact,
-            onnx_sha256=onnx_sha,
-            runtime=Runtime.ONNX if onnx_artifact else Runtime.SKLEARN,
-            runtime_note=conversion.note,
-            input_schema=schema,
-            output=out,
-            metadata={"onnx_layout": conversion.layout, "estimator": type(estimator).__name__},
-        )
-        if make_default or not model.versions.filter(is_default=True).exists():
-            set_default_version(model_version=created)
+    return version
+
+
+def _save_version(
+    name: str, task: str, description: str, fields: dict, *, make_default: bool
+) -> ModelVersion:
+    try:
+        with transaction.atomic():
+            model, _ = MLModel.objects.get_or_create(
+                name=name, defaults={"task": task, "description": description}
+            )
+            if description and model.description != description:
+                model.description = description
+                model.save(update_fields=["description"])
+            created = ModelVersion.objects.create(model=model, **fields)
+            if make_default or not model.versions.filter(is_default=True).exists():
+                set_default_version(model_version=created)
+    except IntegrityError as exc:  # a concurrent registration took the label first
+        raise RegistryError(f"{name} already has a version {fields['version']}") from exc
     return created
 
 

@@ -42,6 +42,8 @@ def model_data(model: MLModel, *, detail: bool = False) -> dict:
 
 
 class FeatureSerializer(serializers.Serializer):
+    """One input feature: a number (with optional range) or a category."""
+
     name = serializers.CharField()
     type = serializers.ChoiceField(choices=["number", "category"])
     minimum = serializers.FloatField(required=False)
@@ -50,10 +52,14 @@ class FeatureSerializer(serializers.Serializer):
 
 
 class InputSchemaSerializer(serializers.Serializer):
+    """A version's input features, in the order array instances use."""
+
     features = FeatureSerializer(many=True)
 
 
 class VersionSerializer(serializers.Serializer):
+    """One version of a model and the runtime that serves it."""
+
     version = serializers.CharField()
     is_default = serializers.BooleanField()
     runtime = serializers.ChoiceField(choices=["onnx", "sklearn"])
@@ -63,6 +69,8 @@ class VersionSerializer(serializers.Serializer):
 
 
 class ModelSerializer(serializers.Serializer):
+    """A model in the list: its default version's schema and output."""
+
     name = serializers.CharField()
     task = serializers.ChoiceField(choices=["classification", "regression"])
     description = serializers.CharField()
@@ -73,14 +81,20 @@ class ModelSerializer(serializers.Serializer):
 
 
 class ModelDetailSerializer(ModelSerializer):
+    """A model with all of its versions."""
+
     versions = VersionSerializer(many=True)
 
 
 class PredictParametersSerializer(serializers.Serializer):
+    """Options of a predict request."""
+
     probabilities = serializers.BooleanField(required=False, default=False)
 
 
 class PredictRequestSerializer(serializers.Serializer):
+    """The body of POST .../predict."""
+
     instances = serializers.ListField(
         child=serializers.JSONField(),
         help_text="Objects keyed by feature name, or arrays in schema order.",
@@ -89,6 +103,8 @@ class PredictRequestSerializer(serializers.Serializer):
 
 
 class PredictResponseSerializer(serializers.Serializer):
+    """The reply of POST .../predict, in instance order."""
+
     model = serializers.CharField()
     version = serializers.CharField()
     predictions = serializers.ListField(child=serializers.JSONField())
