@@ -258,3 +258,14 @@ def test_prune_task_and_days_option_use_the_same_rule(settings):
     assert prune_usage_records() == 0
     call_command("prune_usage", "--days", "5")
     assert not UsageRecord.objects.exists() and DailyUsage.objects.count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_event_the_database_refuses_does_not_block_the_others():
+    from dataclasses import replace
+
+    sub, _ = make_subscription()
+    good = event(sub, day=datetime.now(UTC).date())
+    write_events([good, replace(good, status=999), good])  # 999 breaks the status constraint
+    assert UsageRecord.objects.filter(subscription=sub).count() == 2
+    assert DailyUsage.objects.get(subscription=sub).requests == 2

@@ -130,6 +130,8 @@ class UsageBuffer:
     def _ensure_thread(self) -> None:
         if os.getpid() != self._pid:  # forked: the parent's thread and queue are not ours
             self.__init__()
+        if self._stopping.is_set():  # exiting: the exit flush (and atexit) write the rest
+            return
         if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="usage-writer", daemon=True)
             self._thread.start()

@@ -8,6 +8,7 @@ key order so two PostgreSQL writers lock them in the same order and cannot deadl
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -15,6 +16,8 @@ from django.db import IntegrityError, connection, transaction
 
 from keys.models import ApiKey, Subscription
 from usage.models import LATENCY_FIELDS, DailyUsage, UsageRecord, latency_bucket
+
+logger = logging.getLogger("mlapi.usage")
 
 if TYPE_CHECKING:
     from usage.recording import UsageEvent
@@ -95,8 +98,18 @@ def write_events(events: list[UsageEvent]) -> None:
         return
     try:
         _write(events)
+        return
     except IntegrityError:
-        _write(_without_dangling_references(events))
+        events = _without_dangling_references(events)
+    try:
+        _write(events)
+    except IntegrityError:
+        # One event the database will never accept must not block the others forever.
+        for single in events:
+            try:
+                _write([single])
+            except IntegrityError:
+                logger.exception("usage: dropped an event the database refuses: %r", single)
 
 
 def _without_dangling_references(events: list[UsageEvent]) -> list[UsageEvent]:
