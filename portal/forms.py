@@ -22,7 +22,7 @@ class PlanChoiceField(forms.ModelChoiceField):
         approval = ", needs approval" if obj.requires_approval else ""
         return (
             f"{obj.name}: {obj.quota:,} predictions per {obj.quota_period}, "
-            f"{obj.rate:g} requests/s (burst {obj.burst}){approval}"
+            f"{obj.rate:,g} requests/s (burst {obj.burst:,}){approval}"
         )
 
 

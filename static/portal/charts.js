@@ -5,7 +5,8 @@
 (function () {
   "use strict";
 
-  var COLOURS = ["#1d4ed8", "#b42318", "#7a4b00", "#166534"];
+  // Predictions (bars), requests and errors (lines): blue, slate, red; AA on white.
+  var COLOURS = ["#1d4ed8", "#4a5563", "#b42318", "#166534"];
 
   function readData(id) {
     var node = document.getElementById(id);
@@ -25,13 +26,19 @@
         backgroundColor: colour,
         borderColor: colour,
         borderWidth: s.kind === "line" ? 2 : 0,
-        pointRadius: s.kind === "line" ? 2 : 0,
-        yAxisID: s.axis || "y"
+        pointRadius: s.kind === "line" ? 1.5 : 0,
+        yAxisID: s.axis || "y",
+        order: s.kind === "line" ? 0 : 1  // lines drawn over the bars
       };
     });
-    var scales = { x: { ticks: { maxRotation: 0, autoSkip: true } }, y: { beginAtZero: true, position: "left" } };
+    var scales = {
+      x: { offset: true, ticks: { maxRotation: 0, autoSkip: true } },
+      y: { beginAtZero: true, position: "left", ticks: { precision: 0 } }
+    };
     if (data.series.some(function (s) { return s.axis === "y2"; })) {
-      scales.y2 = { beginAtZero: true, position: "right", grid: { drawOnChartArea: false } };
+      scales.y2 = {
+        beginAtZero: true, position: "right", ticks: { precision: 0 }, grid: { drawOnChartArea: false }
+      };
     }
     canvas.mlapiChart = new window.Chart(canvas, {
       type: "bar",
