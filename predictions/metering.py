@@ -7,14 +7,12 @@ import time
 from rest_framework.exceptions import PermissionDenied
 
 from keys.views import MeteredAPIView
-from mlapi.metrics import PREDICT_LATENCY, PREDICT_REQUESTS, PREDICTIONS
+from mlapi.metrics import PREDICT_LATENCY, PREDICTIONS
 from predictions.inference import Prediction, Predictor, get_predictor
 
 
 class PredictionAPIView(MeteredAPIView):
     """A metered data-plane view that serves predictions (or model metadata) for one model."""
-
-    protocol = "v1"
 
     def initial(self, request, *args, **kwargs) -> None:
         self._started = time.perf_counter()
@@ -45,17 +43,11 @@ class PredictionAPIView(MeteredAPIView):
         return result
 
     def finalize_response(self, request, response, *args, **kwargs):
+        # mlapi_predict_requests_total is counted by usage.middleware for every data-plane
+        # request; this adds the per-model latency of requests that reached a model.
         response = super().finalize_response(request, response, *args, **kwargs)
         model = getattr(request._request, "mlapi_model", None)
-        if model is not None and request.method == "POST":
-            plan = request.auth.plan.name if request.auth is not None else ""
-            outcome = (
-                "ok"
-                if response.status_code < 400
-                else getattr(response, "error_code", str(response.status_code))
-            )
-            PREDICT_REQUESTS.labels(model, self.protocol, plan, outcome).inc()
-            started = getattr(self, "_started", None)
-            if started is not None:
-                PREDICT_LATENCY.labels(model).observe(time.perf_counter() - started)
+        started = getattr(self, "_started", None)
+        if model is not None and request.method == "POST" and started is not None:
+            PREDICT_LATENCY.labels(model).observe(time.perf_counter() - started)
         return response

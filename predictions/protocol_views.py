@@ -124,8 +124,6 @@ def output_tensors(predictor: Predictor, names: list[str], result, rows: int) ->
 class V2ModelMetadataView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]`."""
 
-    protocol = "v2"
-
     @extend_schema(summary="V2 model metadata", tags=V2_TAGS, responses=OpenApiTypes.OBJECT)
     def get(self, request, name: str, version: str | None = None):
         return _json(model_metadata(self.predictor_for(request, name, version)))
@@ -133,8 +131,6 @@ class V2ModelMetadataView(PredictionAPIView):
 
 class V2ModelReadyView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]/ready`: 200 when it loads, else 503."""
-
-    protocol = "v2"
 
     @extend_schema(summary="V2 model readiness", tags=V2_TAGS, responses=OpenApiTypes.OBJECT)
     def get(self, request, name: str, version: str | None = None):
@@ -149,7 +145,6 @@ class V2InferView(PredictionAPIView):
     """`POST /v2/models/{name}[/versions/{v}]/infer`: JSON or binary tensors."""
 
     consumes_quota = True
-    protocol = "v2"
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
@@ -185,7 +180,6 @@ class KServeV1PredictView(PredictionAPIView):
     """`POST /v1/models/{name}:predict` `{"instances": [...]}` -> `{"predictions": [...]}`."""
 
     consumes_quota = True
-    protocol = "kserve-v1"
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
