@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -171,8 +172,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--rate", type=int, default=199, help="py-spy samples per second")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--nice", type=int, default=0, help="niceness of the bench and servers")
     args = parser.parse_args(argv)
     loadgen.find_wrk()
+    if args.nice:
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out_dir = BENCH_DIR / "results" / f"profile-{stamp}"
     out_dir.mkdir(parents=True)
