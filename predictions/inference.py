@@ -4,7 +4,7 @@ Once warm, a request costs no query and no load: predictors are cached per proce
 (name, version) route. A registry change anywhere writes a new stamp into the shared Django
 cache; each process compares its stamp at most once per `CHECK_INTERVAL_S` and forgets its
 routes when it changed, so a default switch is visible everywhere within about a second.
-Loaded predictors are kept by (version id, sha256), so a switch back costs no reload.
+Loaded predictors are kept by version (id, label, hashes), so a switch back costs no reload.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ class Predictor:
 
 _lock = threading.RLock()
 _routes: dict[tuple[str, str | None], Predictor] = {}
-_loaded: dict[tuple[int, str, str], Predictor] = {}
+_loaded: dict[tuple, Predictor] = {}
 _state = {"stamp": None, "checked": -1e9}
 
 
@@ -127,7 +127,7 @@ def get_predictor(name: str, version: str | None = None) -> Predictor:
         return predictor
     with _lock:
         mv = _resolve(name, version)
-        key = (mv.pk, mv.sha256, mv.runtime)
+        key = (mv.pk, name, mv.version, mv.sha256, mv.onnx_sha256, mv.runtime)
         predictor = _loaded.get(key)
         if predictor is None:
             predictor = _loaded[key] = _build(mv)
