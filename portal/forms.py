@@ -95,10 +95,12 @@ class SignupForm(forms.Form):
 
 
 class LoginForm(AuthenticationForm):
-    """Django's login form with autocomplete hints for password managers."""
+    """Django's login form, without autofocus: keyboard and screen-reader users start at the
+    top of the page (skip link, heading) like on every other page."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.fields["username"].widget.attrs.pop("autofocus", None)
         self.fields["username"].widget.attrs.update(autocapitalize="none")
 
 
