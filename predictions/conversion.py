@@ -97,7 +97,12 @@ def convert_and_verify(
         columns = columns_from_sample(sample, features)
     else:
         columns = sample_columns(features)
-    reference = SklearnRunner(estimator, features, task).run(columns)
+    try:
+        reference = SklearnRunner(estimator, features, task).run(columns)
+    except Exception as exc:
+        raise ValueError(
+            f"the estimator cannot predict inputs shaped like the schema ({exc.__class__.__name__})"
+        ) from exc
     numeric = all(f["type"] == "number" for f in features)
     has_names = getattr(estimator, "feature_names_in_", None) is not None
     layouts = ["matrix", "columns"] if numeric and not has_names else ["columns"]

@@ -33,6 +33,9 @@ def _schema_for(estimator: Any, input_schema: dict | None, sample: Any) -> dict:
         schema = check_schema(input_schema) if input_schema else infer_schema(estimator, sample)
     except ValueError as exc:
         raise RegistryError(str(exc)) from exc
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is not None and [f["name"] for f in schema["features"]] != [str(n) for n in names]:
+        raise RegistryError(f"the schema's features must be {', '.join(map(str, names))}")
     expected = getattr(estimator, "n_features_in_", None)
     if expected is not None and expected != len(schema["features"]):
         raise RegistryError(
@@ -78,7 +81,10 @@ def register_model_version(
         raise RegistryError(str(exc)) from exc
     schema = _schema_for(estimator, input_schema, sample)
     version = _free_version(name, task, version)
-    conversion = convert_and_verify(estimator, schema["features"], task, sample)
+    try:
+        conversion = convert_and_verify(estimator, schema["features"], task, sample)
+    except ValueError as exc:
+        raise RegistryError(str(exc)) from exc
     stem = f"{name}-{version}-{artifacts.sha256_bytes(data)[:12]}"
     artifact, sha = artifacts.write_atomic(data, f"{stem}.skops")
     onnx_artifact = onnx_sha = ""

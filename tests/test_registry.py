@@ -258,3 +258,47 @@ def test_a_classifier_without_predict_proba_never_returns_probabilities(client, 
     assert "probabilities" not in reply
     meta = client.get("/v2/models/svc", HTTP_X_API_KEY=api_key).json()
     assert [o["name"] for o in meta["outputs"]] == ["predict"]
+
+
+@pytest.mark.parametrize(
+    "schema",
+    [
+        {"features": [{"name": "a", "type": "number"}]},
+        {"features": [{"name": n, "type": "number"} for n in ("x0", "x1", "x1")]},
+        {"features": [{"name": n, "type": "text"} for n in ("x0", "x1", "x2")]},
+        {
+            "features": [
+                {"name": "x0", "type": "category", "categories": []},
+                {"name": "x1", "type": "number"},
+                {"name": "x2", "type": "number"},
+            ]
+        },
+        {
+            "features": [
+                {"name": "x0", "type": "number", "minimum": "0"},
+                {"name": "x1", "type": "number"},
+                {"name": "x2", "type": "number"},
+            ]
+        },
+        {"columns": []},
+    ],
+    ids=["arity", "duplicate", "type", "no-categories", "text-bound", "shape"],
+)
+def test_an_explicit_schema_that_does_not_fit_is_refused(linear, schema):
+    model, _ = linear
+    with pytest.raises(RegistryError):
+        register_model_version(name="lin", estimator=model, input_schema=schema)
+
+
+def test_explicit_feature_names_must_match_a_dataframe_fitted_estimator():
+    from predictions.demo import train_house_price
+
+    pipeline, _ = train_house_price()
+    schema = {
+        "features": [
+            {"name": n, "type": "category", "categories": ["a"]}
+            for n in ("kind", "old_new", "duration")
+        ]
+    }
+    with pytest.raises(RegistryError, match="property_type"):
+        register_model_version(name="hp", estimator=pipeline, input_schema=schema)
