@@ -8,7 +8,9 @@ MLAPI_USAGE_RECORDING=off, MLAPI_USAGE_MODE=buffered and MLAPI_USAGE_MODE=sync, 
 `POST /api/v1/models/iris/predict` (1 row, API key) with 16 connections. The order alternates
 between rounds. After each recorded run the bench also counts the usage records written, to
 show none were lost (records >= responses wrk counted: wrk drops the replies in flight when it
-stops, which the server still answered and recorded).
+stops, which the server still answered and recorded). The machine is shared, so each run also
+reports the server's own CPU time per request (its process tree, psutil) and the CPU other
+processes used meanwhile: CPU per request is the figure that noise hardly moves.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import cpu
 import loadgen
 import servers
 
@@ -71,7 +74,13 @@ def run_once(env: dict, config: str, case_body: bytes, api_key: str, args, log_d
             raise SystemExit(f"predict answered {status}: {body}")
         loadgen.run_case(case, connections=args.connections, seconds=2)  # warm-up
         before = int(servers.manage(env, "shell", "-c", COUNT_RECORDS).split()[-1])
+        cpu.wait_for_quiet([server.proc.pid], limit=0.3, max_wait=10)
+        meter = cpu.CpuMeter([server.proc.pid])
+        server_cpu = cpu._tree_seconds([server.proc.pid])
         figures = loadgen.run_case(case, connections=args.connections, seconds=args.seconds)
+        server_cpu = cpu._tree_seconds([server.proc.pid]) - server_cpu
+        figures["other_cpu_cores"] = meter.stop()
+        figures["server_cpu_ms_per_request"] = round(1000 * server_cpu / figures["requests"], 3)
     finally:
         server.stop()  # SIGTERM: buffered records are flushed by gunicorn's worker_exit
     after = int(servers.manage(env, "shell", "-c", COUNT_RECORDS).split()[-1])
@@ -96,17 +105,28 @@ def main(argv: list[str]) -> int:
             print(
                 f"round {round_no} {config:<9} {figures['rps']:>8.1f} req/s  "
                 f"p50 {figures['p50_ms']:.2f} ms  p99 {figures['p99_ms']:.2f} ms  "
+                f"server CPU {figures['server_cpu_ms_per_request']:.3f} ms/req  "
+                f"other CPU {figures['other_cpu_cores']:.2f} cores  "
                 f"non-2xx {figures['non_2xx']}  wrk responses {figures['requests']}  "
                 f"records written {figures['records_written']}",
                 flush=True,
             )
     summary = {
-        name: round(statistics.median(r["rps"] for r in runs), 1) for name, runs in results.items()
+        name: {
+            "rps": round(statistics.median(r["rps"] for r in runs), 1),
+            "cpu_ms": round(statistics.median(r["server_cpu_ms_per_request"] for r in runs), 3),
+        }
+        for name, runs in results.items()
     }
+    off = summary["off"]
     for name in (c for c in configs if c != "off"):
-        cost = 100 * (1 - summary[name] / summary["off"])
-        print(f"{name:<9} median {summary[name]:.1f} req/s vs off {summary['off']:.1f}: "
-              f"{cost:+.1f} % cost")  # fmt: skip
+        mine = summary[name]
+        print(
+            f"{name:<11} median {mine['rps']:.1f} req/s vs off {off['rps']:.1f} "
+            f"({100 * (1 - mine['rps'] / off['rps']):+.1f} % throughput cost); server CPU "
+            f"{mine['cpu_ms']:.3f} vs {off['cpu_ms']:.3f} ms/request "
+            f"({100 * (mine['cpu_ms'] / off['cpu_ms'] - 1):+.1f} %)"
+        )
     if args.out:
         Path(args.out).write_text(json.dumps({"summary": summary, "runs": results}, indent=2))
     return 0
