@@ -166,8 +166,8 @@ def _rate_limited(state: LimitState) -> RateLimited:
 
 def _quota_exceeded(state: LimitState, units: int) -> QuotaExceeded:
     return QuotaExceeded(
-        f"This request needs {units} predictions but {state.remaining} remain in the "
-        f"current {state.period_end - state.period_start} quota period.",
+        f"This request needs {units} predictions but {state.remaining} remain in the current "
+        f"quota period, which resets at {state.period_end.isoformat()}.",
         state=state,
         retry_after=state.resets_in,
         policy="quota",

@@ -157,9 +157,8 @@ def rotate_api_key(*, api_key: ApiKey, grace: timedelta | None = None) -> tuple[
     locked = ApiKey.objects.select_for_update().get(pk=api_key.pk)
     if not ApiKey.objects.usable().filter(pk=locked.pk).exists() or locked.rotated_to_id:
         raise _invalid("key", "Only a usable key that was not rotated yet can be rotated.")
-    new_key, plaintext = create_api_key(
-        subscription=locked.subscription, name=locked.name, expires_at=locked.expires_at
-    )
+    # The successor does not inherit an expiry: rotating is how a key is renewed.
+    new_key, plaintext = create_api_key(subscription=locked.subscription, name=locked.name)
     ends = timezone.now() + grace
     locked.expires_at = min(ends, locked.expires_at) if locked.expires_at else ends
     locked.rotated_to = new_key

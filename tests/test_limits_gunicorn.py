@@ -18,8 +18,10 @@ import pytest
 import requests
 from django.conf import settings
 from django.db import connection
+from django.utils import timezone
 
-from keys.models import QuotaCounter
+from keys.keycache import TTL as KEY_CACHE_TTL
+from keys.models import ApiKey, QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
 from tests.test_limits_live import THREADS, hammer, quota_worker
 
@@ -94,7 +96,9 @@ def gunicorn_url(live_demo_models):
             process.wait()
 
 
-def test_several_processes_admit_exactly_the_quota(gunicorn_url):
+def test_several_processes_admit_exactly_the_quota_and_see_revocation_within_a_second(
+    gunicorn_url,
+):
     quota = 300
     plan = PlanFactory(rate=100_000.0, burst=100_000, quota=quota, quota_period="week")
     subscription = SubscriptionFactory(plan=plan)
@@ -102,6 +106,17 @@ def test_several_processes_admit_exactly_the_quota(gunicorn_url):
     admitted = hammer(f"{gunicorn_url}/api/v1/models/iris/predict", key.plaintext, quota_worker)
     assert sum(admitted) == quota
     assert QuotaCounter.objects.get(subscription=subscription).used == quota
+    # Every worker has the key cached now; revoke it elsewhere (this process, the database).
+    ApiKey.objects.filter(pk=key.pk).update(revoked_at=timezone.now())
+    time.sleep(KEY_CACHE_TTL + 0.1)
+    with requests.Session() as session:
+        codes = {
+            session.get(
+                f"{gunicorn_url}/api/v1/models", headers={"X-API-Key": key.plaintext}, timeout=10
+            ).json()["code"]
+            for _ in range(24)
+        }
+    assert codes == {"key_revoked"}
     print(
         f"\nprocesses: 3 gunicorn workers x 4 threads, {THREADS} client threads, "
         f"{len(admitted)} requests admitted, {sum(admitted)} predictions, quota {quota}"
