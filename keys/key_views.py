@@ -27,6 +27,7 @@ class KeyListView(ManagementAPIView):
     def get_queryset(self):
         return ApiKey.objects.for_subscription(self.subscription.pk).order_by("-created_at", "-id")
 
+    @extend_schema(operation_id="api_v1_keys_list", responses=serializers.KeyOutput(many=True))
     def get(self, request):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(serializers.KeyOutput(page, many=True).data)
