@@ -56,6 +56,7 @@ class UsageRecordingMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
         self.enabled = settings.MLAPI_USAGE_RECORDING
+        self.counters: dict[tuple[str, str, str, str], object] = {}
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started_at = timezone.now()
@@ -92,6 +93,8 @@ class UsageRecordingMiddleware:
                 response_bytes=response_size(response),
             )
         )
-        PREDICT_REQUESTS.labels(
-            model=model or "-", protocol=protocol, plan=plan, outcome=outcome_for_status(status)
-        ).inc()
+        labels = (model or "-", protocol, plan, outcome_for_status(status))
+        counter = self.counters.get(labels)
+        if counter is None:  # .labels() takes a lock and hashes; look each child up once
+            counter = self.counters[labels] = PREDICT_REQUESTS.labels(*labels)
+        counter.inc()
