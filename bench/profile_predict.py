@@ -175,6 +175,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--nice", type=int, default=0, help="niceness of the bench and servers")
     args = parser.parse_args(argv)
     loadgen.find_wrk()
+    servers.stop_cleanly_on_signals()
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")

@@ -240,6 +240,7 @@ def selected_configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
     loadgen.find_wrk()
+    servers.stop_cleanly_on_signals()
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by servers and wrk
     tmp_root = Path(tempfile.mkdtemp(prefix="mlapi-bench-"))

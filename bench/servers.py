@@ -26,6 +26,17 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 
 
+def stop_cleanly_on_signals() -> None:
+    """SIGINT and SIGTERM unwind the bench (its `finally` blocks stop the servers), even when
+    it was started in the background, where SIGINT is ignored by default."""
+
+    def bail(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGINT, bail)
+    signal.signal(signal.SIGTERM, bail)
+
+
 def free_port() -> int:
     """A TCP port nobody listens on right now (the kernel's pick for port 0)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
