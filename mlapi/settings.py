@@ -281,9 +281,8 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mlapi <noreply@localh
 CELERY_BROKER_URL = (
     os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
 )
-CELERY_TASK_SERIALIZER = "json"
-CELERY_RESULT_SERIALIZER = "json"
-CELERY_ACCEPT_CONTENT = ["json"]
+# Messages are JSON (Celery's default serializer and accept_content; tasks take ids only).
+# Not restated here: Celery reads CELERY_TASK_SERIALIZER & co. as ambiguous pre-4.0 names.
 # A task is acknowledged only after it ran, and requeued if its worker process dies; jobs are
 # resumable and exactly-once (predictions/jobs/runner.py), so a second delivery is harmless.
 CELERY_TASK_ACKS_LATE = True

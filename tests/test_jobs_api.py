@@ -277,16 +277,16 @@ def test_cancelling_a_finished_job_is_409(client, demo_models, subscriber):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_broker_down_makes_submission_503_with_no_job_and_no_quota_used(
-    client, live_demo_models, monkeypatch
-):
+def test_broker_down_makes_submission_503_with_no_job_and_no_quota_used(client, live_demo_models):
     from mlapi.celery import app
 
     subscription, key = make_subscriber_key()
-    monkeypatch.setattr(app.conf, "broker_url", "amqp://guest:guest@127.0.0.1:1//")
-    monkeypatch.setattr(app.conf, "broker_write_url", None)
     before = job_dirs()
-    response = submit_file(client, key, iris_csv(5))
+    app.conf.broker_write_url = "amqp://guest:guest@127.0.0.1:1//"  # nothing listens there
+    try:
+        response = submit_file(client, key, iris_csv(5))
+    finally:
+        app.conf.changes.pop("broker_write_url")
     assert_problem(response, 503, "service_unavailable")
     assert not BatchJob.objects.exists()
     assert quota_used(subscription) == 0

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import fcntl
+import gc
 import io
 import itertools
 import logging
@@ -22,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -58,6 +60,23 @@ def is_locked(directory: Path) -> bool:
         return False
     with job_lock(directory) as acquired:
         return not acquired
+
+
+@contextlib.contextmanager
+def long_lived_objects_frozen() -> Iterator[None]:
+    """Keep the garbage collector off the process's long-lived objects while a job runs.
+
+    A chunk allocates tens of thousands of short-lived containers, which triggers full
+    collections that each walk every object of Django, NumPy and the loaded model: measured,
+    that was 70% of a job's time. Garbage is collected first, the survivors are frozen for
+    the job and unfrozen after it.
+    """
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _part_path(parts: Path, start: int) -> Path:
@@ -111,13 +130,15 @@ def write_results(*, job: BatchJob, columns: list[str]) -> str:
 
 
 def _finish(job: BatchJob, status: str, columns: list[str], error: str = "") -> None:
+    """Write the results, then record the final state and any refund in one transaction."""
     results_path = write_results(job=job, columns=columns) if job.rows_done else ""
-    BatchJob.objects.filter(pk=job.pk).update(
-        status=status, error=error[:2000], finished_at=timezone.now(), results_path=results_path
-    )
-    job.refresh_from_db()
-    if status != JobStatus.SUCCEEDED:
-        refund_unprocessed_rows(job=job)
+    with transaction.atomic():
+        BatchJob.objects.filter(pk=job.pk).update(
+            status=status, error=error[:2000], finished_at=timezone.now(), results_path=results_path
+        )
+        job.refresh_from_db()
+        if status != JobStatus.SUCCEEDED:
+            refund_unprocessed_rows(job=job)
 
 
 def _process(job: BatchJob) -> None:
@@ -125,6 +146,7 @@ def _process(job: BatchJob) -> None:
     predictor = get_predictor(version.model.name, version.version)
     features = [feature["name"] for feature in predictor.schema]
     columns = _read_columns(job, features)
+    csv_columns = columns if job.input_format == parsing.CSV else None
     parts = job_dir(job.id) / "parts"
     parts.mkdir(parents=True, exist_ok=True)
     _drop_uncommitted_parts(parts, job.rows_done)
@@ -136,9 +158,7 @@ def _process(job: BatchJob) -> None:
         )
         while chunk := list(itertools.islice(records, chunk_rows)):
             lines = io.StringIO()
-            failed = score_chunk(
-                predictor, chunk, csv.writer(lines), coerce_strings=job.input_format == parsing.CSV
-            )
+            failed = score_chunk(predictor, chunk, csv.writer(lines), csv_columns=csv_columns)
             _write_durably(_part_path(parts, start), lines.getvalue().encode("utf-8"))
             advanced = BatchJob.objects.filter(
                 pk=job.pk, rows_done=start, status=JobStatus.RUNNING, cancel_requested=False
@@ -172,7 +192,8 @@ def run_batch_job(*, job_id: str) -> None:
         )
         job.refresh_from_db()
         try:
-            _process(job)
+            with long_lived_objects_frozen():
+                _process(job)
         except Exception as exc:  # a job fails cleanly, the worker lives on
             logger.exception("job %s failed", job.id)
             job.refresh_from_db()

@@ -209,16 +209,16 @@ def cancel_batch_job(*, job: BatchJob) -> BatchJob:
     """Ask a job to stop: a queued job is cancelled now, a running one at its next chunk."""
     if job.status == JobStatus.CANCELLED:
         return job
-    now = timezone.now()
-    BatchJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
-        status=JobStatus.CANCELLED, cancel_requested=True, finished_at=now
-    )
-    BatchJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
-    job.refresh_from_db()
-    if job.status == JobStatus.CANCELLED:
-        refund_unprocessed_rows(job=job)
+    with transaction.atomic():
+        BatchJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED).update(
+            status=JobStatus.CANCELLED, cancel_requested=True, finished_at=timezone.now()
+        )
+        BatchJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(cancel_requested=True)
         job.refresh_from_db()
-    elif job.status != JobStatus.RUNNING:
+        if job.status == JobStatus.CANCELLED:
+            refund_unprocessed_rows(job=job)
+            job.refresh_from_db()
+    if job.status not in (JobStatus.CANCELLED, JobStatus.RUNNING):
         raise JobNotCancellable(f"The job has already {job.status}.")
     return job
 

@@ -1,0 +1,189 @@
+"""Batch-job benchmark: rows/s end to end for a large Iris CSV on one worker, and its peak RSS.
+
+    .venv/bin/python bench/batch_jobs.py [--rows 1000000] [--broker URL] [--latency N]
+
+Runs in a fresh data dir (SQLite database, embedded broker unless --broker or
+CELERY_BROKER_URL), with one `celery worker --pool solo` subprocess, the way `make run` runs
+it. "End to end" is from the POST of the upload (through the real view, in this process) to
+the job being `succeeded` with its results file written. Peak RSS is the worker's VmHWM
+from /proc (the kernel's own high-water mark, so no spike is missed between samples).
+`--latency N` also submits N one-row jobs one after another and reports submit -> picked
+up (started_at) and submit -> finished. Targets: >= 50,000 rows/s, <= 300 MB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+IRIS = [(5.1, 3.5, 1.4, 0.2), (7.0, 3.2, 4.7, 1.4), (6.3, 3.3, 6.0, 2.5), (5.9, 3.0, 5.1, 1.8)]
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--broker", default=os.environ.get("CELERY_BROKER_URL", ""))
+    parser.add_argument("--latency", type=int, default=20, help="one-row jobs to time (>= 1)")
+    parser.add_argument("--data-dir", default="", help="default: a new temporary directory")
+    return parser.parse_args()
+
+
+def configure(args: argparse.Namespace) -> Path:
+    data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="mlapi-bench-jobs-"))
+    os.environ.update(MLAPI_DATA_DIR=str(data_dir), DJANGO_DEBUG="1", MLAPI_LOG_LEVEL="WARNING")
+    os.environ.pop("DATABASE_URL", None)
+    if args.broker:
+        os.environ["CELERY_BROKER_URL"] = args.broker
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
+    sys.path.insert(0, str(BASE_DIR))
+    import django
+
+    django.setup()
+    return data_dir
+
+
+def provision() -> str:
+    """Migrate, register the demo models, and return an API key on an unlimited plan."""
+    from django.core.management import call_command
+
+    from bench.provision import provision as provision_subscriber
+
+    call_command("migrate", verbosity=0)
+    call_command("bootstrap_demo", verbosity=0)
+    return provision_subscriber("bench-jobs", "bench")["api_key"]
+
+
+def write_csv(path: Path, rows: int) -> int:
+    with path.open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width"])
+        block = [IRIS[i % 4] for i in range(1000)]
+        for start in range(0, rows, 1000):
+            writer.writerows(block[: min(1000, rows - start)])
+    return path.stat().st_size
+
+
+def start_worker(data_dir: Path) -> tuple[subprocess.Popen, Path]:
+    log = data_dir / "worker.log"
+    command = [
+        sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--pool", "solo",
+        "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "WARNING",
+    ]  # fmt: skip
+    with log.open("ab") as out:
+        process = subprocess.Popen(command, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT)
+    return process, log
+
+
+def rss_mb(pid: int, field: str = "VmHWM") -> float:
+    """The process's peak (VmHWM) or current (VmRSS) resident set, in MiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def submit(client, key: str, path: Path) -> str:
+    with path.open("rb") as handle:
+        response = client.post(
+            "/api/v1/jobs", {"model": "iris", "file": handle}, HTTP_X_API_KEY=key
+        )
+    assert response.status_code == 202, response.content[:500]
+    return response.json()["id"]
+
+
+def wait_done(job_id: str, timeout: float = 600.0):
+    from predictions.models import BatchJob
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = BatchJob.objects.get(pk=job_id)
+        if job.is_finished:
+            return job
+        time.sleep(0.01)
+    raise TimeoutError(f"job {job_id} did not finish in {timeout}s")
+
+
+def measure_latency(client, key: str, data_dir: Path, count: int) -> dict:
+    """Submit `count` one-row jobs in turn: submit -> started_at, submit -> finished."""
+    from predictions.models import BatchJob
+
+    path = data_dir / "one.csv"
+    write_csv(path, 1)
+    pickup, total = [], []
+    for _ in range(count):
+        started = time.time()
+        job_id = submit(client, key, path)
+        wait_done(job_id, 60)
+        total.append(time.time() - started)
+        job = BatchJob.objects.get(pk=job_id)
+        pickup.append(job.started_at.timestamp() - started)
+    ms = lambda values: round(statistics.median(values) * 1000, 1)  # noqa: E731
+    return {
+        "jobs": count,
+        "pickup_ms_p50": ms(pickup),
+        "pickup_ms_max": round(max(pickup) * 1000, 1),
+        "finished_ms_p50": ms(total),
+    }
+
+
+def main() -> int:
+    args = parse_args()
+    data_dir = configure(args)
+    from django.conf import settings
+    from django.test import Client
+
+    key = provision()
+    source = data_dir / "iris-bench.csv"
+    size = write_csv(source, args.rows)
+    worker, log = start_worker(data_dir)
+    client = Client()
+    try:
+        time.sleep(3)  # let the worker boot before the clock starts
+        baseline_rss = rss_mb(worker.pid)
+        latency = measure_latency(client, key, data_dir, max(1, args.latency))
+        loaded_rss = rss_mb(worker.pid, "VmRSS")  # the model is loaded by now
+        started = time.time()
+        job_id = submit(client, key, source)
+        submitted = time.time()
+        job = wait_done(job_id)
+        finished = time.time()
+        rss = rss_mb(worker.pid)
+    finally:
+        worker.terminate()
+        worker.wait(30)
+    assert job.status == "succeeded", (job.status, job.error, log.read_text()[-2000:])
+    results = Path(settings.DATA_DIR) / job.results_path
+    with results.open() as handle:
+        lines = sum(1 for _ in handle) - 1
+    assert lines == args.rows, (lines, args.rows)
+    elapsed = finished - started
+    report = {
+        "rows": args.rows,
+        "file_mb": round(size / 2**20, 1),
+        "broker": settings.CELERY_BROKER_URL.split("://")[0],
+        "chunk_rows": settings.MLAPI_JOB_CHUNK_ROWS,
+        "submit_s": round(submitted - started, 2),
+        "run_s": round((job.finished_at - job.started_at).total_seconds(), 2),
+        "end_to_end_s": round(elapsed, 2),
+        "rows_per_s": round(args.rows / elapsed),
+        "worker_peak_rss_mb": round(rss, 1),
+        "worker_idle_rss_mb": round(baseline_rss, 1),
+        "worker_rss_with_model_mb": round(loaded_rss, 1),
+        "latency": latency,
+        "targets": {"rows_per_s": 50_000, "worker_peak_rss_mb": 300},
+    }
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
