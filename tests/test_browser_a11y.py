@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.factories import TEST_PASSWORD, ApiKeyFactory
+from tests.factories import TEST_PASSWORD, ApiKeyFactory, seeded_plan
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -116,6 +116,8 @@ def chromium(live_server, monkeypatch):
                 route.abort()
 
         page.route("**/*", only_local)
+        for name in ("free", "pro", "enterprise"):  # an earlier transactional test flushed them
+            seeded_plan(name)
         try:
             yield page
         finally:

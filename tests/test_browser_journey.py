@@ -22,6 +22,7 @@ import requests
 from django.core.cache import cache
 
 from tests import test_jobs_support
+from tests.factories import seeded_plan
 from tests.test_jobs_support import IRIS_ROWS, iris_csv
 
 # The jobs tests' real Celery worker (Celery's test worker in a thread, on the configured broker).
@@ -138,6 +139,8 @@ def test_signup_to_first_prediction_and_a_batch_job_in_the_browser(
     from usage.recording import flush_usage
 
     cache.clear()  # rate-limit counters from earlier tests
+    for name in ("free", "pro", "enterprise"):  # an earlier transactional test flushed them
+        seeded_plan(name)
     j, page, base = browser_page, browser_page.page, live_server.url
 
     # 1. Landing, keyboard first: Tab reaches the skip link.
