@@ -21,6 +21,7 @@ Usage: .venv/bin/python bench/run.py [--rounds 2] [--seconds 10] [--connections 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -251,7 +252,15 @@ def main(argv: list[str]) -> int:
             baseline = servers.start_baseline(tmp_root)
         for config, services_env in selected_configs(args):
             started = time.monotonic()
-            outcome = run_config(config, services_env, baseline, args, tmp_root)
+            with contextlib.ExitStack() as stack:
+                if services_env.get("DATABASE_URL", "").startswith(("postgres:", "postgresql:")):
+                    services_env = {
+                        **services_env,
+                        "DATABASE_URL": stack.enter_context(
+                            servers.fresh_postgres_database(services_env["DATABASE_URL"])
+                        ),
+                    }
+                outcome = run_config(config, services_env, baseline, args, tmp_root)
             outcome["wall_seconds"] = round(time.monotonic() - started, 1)
             result["configs"].append(outcome)
     finally:

@@ -17,8 +17,10 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psutil
 
@@ -147,6 +149,27 @@ def mlapi_env(data_dir: Path, *, services: dict[str, str]) -> dict[str, str]:
     )
     (data_dir / "metrics").mkdir(parents=True, exist_ok=True)
     return env
+
+
+@contextmanager
+def fresh_postgres_database(url: str):
+    """A new, empty database beside the one `url` names, dropped afterwards; yields its URL.
+
+    The services run needs a fresh registry like the embedded one: an old database would list
+    models whose artifacts lived in an earlier run's (deleted) temp data dir.
+    """
+    import psycopg
+
+    parts = urlsplit(url)
+    name = f"{parts.path.lstrip('/') or 'mlapi'}_bench_{os.getpid()}"
+    admin_url = urlunsplit(parts._replace(path="/postgres"))
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield urlunsplit(parts._replace(path=f"/{name}"))
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def manage(env: dict, *args: str) -> str:
