@@ -1,8 +1,9 @@
 """DRF authentication for the data plane: API keys (`X-API-Key`) and subscriber JWTs.
 
-Both produce `(user, keys.principal.Principal)` and set `request._request.mlapi_principal`,
-which usage recording reads. Failures are 401 with `WWW-Authenticate` and the contract codes:
-`not_authenticated`, `invalid_credentials`, `key_revoked`, `key_expired`, `token_expired`.
+Both produce `(user, keys.principal.Principal)` and, on data-plane views, set
+`request._request.mlapi_principal`, which usage recording reads. Failures are 401 with
+`WWW-Authenticate` and the contract codes: `not_authenticated`, `invalid_credentials`,
+`key_revoked`, `key_expired`, `token_expired`.
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ def _load_key(prefix: str) -> keycache.CachedKey | None:
     )
 
 
+def _mark_data_plane(request, principal: Principal | None) -> None:
+    """Set `mlapi_principal` (read by usage recording) when the view is on the data plane.
+
+    Only views that declare `data_plane = True` (`keys.views.MeteredAPIView`) are metered and
+    recorded; the same classes on management or default views authenticate without marking.
+    """
+    view = (getattr(request, "parser_context", None) or {}).get("view")
+    if principal is not None and getattr(view, "data_plane", False):
+        request._request.mlapi_principal = principal
+
+
 def _touch_last_used(key_id: int) -> None:
     """Record use at most once a minute per key and process (one cheap UPDATE)."""
     if keycache.due_for_last_used(key_id):
@@ -82,7 +94,7 @@ class ApiKeyAuthentication(BaseAuthentication):
         if entry.expires_at is not None and entry.expires_at <= timezone.now():
             raise _failed("This API key has expired.", code="key_expired")
         _touch_last_used(entry.key_id)
-        request._request.mlapi_principal = entry.principal
+        _mark_data_plane(request, entry.principal)
         return entry.user, entry.principal
 
     def authenticate_header(self, request) -> str:
@@ -118,8 +130,7 @@ class SubscriberJWTAuthentication(JWTAuthentication):
         if entry is None:
             raise _failed("The token's user does not exist or is inactive.")
         user, principal = entry
-        if principal is not None:
-            request._request.mlapi_principal = principal
+        _mark_data_plane(request, principal)
         return user, principal
 
     def _load(self, token) -> tuple | None:

@@ -34,6 +34,7 @@ class MeteredAPIView(APIView):
     authentication_classes = [ApiKeyAuthentication, SubscriberJWTAuthentication]
     permission_classes = [ActiveSubscription]
     consumes_quota: bool = False
+    data_plane = True  # authentication marks the request for usage recording
 
     def initial(self, request, *args, **kwargs) -> None:
         super().initial(request, *args, **kwargs)
@@ -85,8 +86,7 @@ class MeteredAPIView(APIView):
 class ManagementAPIView(GenericAPIView):
     """Account and key management: JWT or session (with CSRF); an API key gets 403.
 
-    Management requests are not data-plane traffic, so the principal the authentication
-    classes attach for usage recording is removed again.
+    Not `data_plane`: these requests are neither metered nor recorded as usage.
     """
 
     authentication_classes = [
@@ -95,12 +95,6 @@ class ManagementAPIView(GenericAPIView):
         ApiKeyAuthentication,
     ]
     permission_classes = [ManagementPlane]
-
-    def initial(self, request, *args, **kwargs) -> None:
-        try:
-            super().initial(request, *args, **kwargs)
-        finally:
-            request._request.__dict__.pop("mlapi_principal", None)
 
     @property
     def subscription(self):

@@ -181,7 +181,7 @@ def test_revocation_is_seen_within_a_second_by_a_process_that_cached_the_key(sub
     assert_problem(get_with_key(plaintext), 401, "key_revoked")
 
 
-def test_the_warm_path_makes_no_query_for_the_key(subscriber_key, django_assert_max_num_queries):
+def test_the_warm_path_makes_no_query_for_the_key(subscriber_key):
     plaintext = subscriber_key[1]
     assert get_with_key(plaintext).status_code == 200
     from django.db import connection
@@ -203,3 +203,18 @@ def test_last_used_at_is_written_at_most_once_a_minute(subscriber_key):
     assert get_with_key(plaintext).status_code == 200
     api_key.refresh_from_db()
     assert api_key.last_used_at == first
+
+
+@pytest.mark.parametrize("credential", ["key", "jwt"])
+def test_data_plane_requests_are_marked_for_usage_recording(subscriber_key, credential):
+    api_key, plaintext = subscriber_key
+    client = APIClient()
+    if credential == "key":
+        client.credentials(HTTP_X_API_KEY=plaintext)
+    else:
+        user = api_key.subscription.user
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
+    response = client.get(INFO)
+    principal = response.wsgi_request.mlapi_principal
+    assert principal.subscription_id == api_key.subscription_id
+    assert principal.key_id == (api_key.pk if credential == "key" else None)
