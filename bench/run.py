@@ -243,7 +243,7 @@ def main(argv: list[str]) -> int:
     loadgen.find_wrk()
     servers.stop_cleanly_on_signals()
     if args.nice:
-        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # inherited by servers and wrk
+        os.setpriority(os.PRIO_PROCESS, 0, args.nice)  # servers and wrk get it too
     tmp_root = Path(tempfile.mkdtemp(prefix="mlapi-bench-"))
     result = {"environment": environment_info(args), "configs": []}
     baseline = None
