@@ -46,7 +46,22 @@ def test_admin_report_chart_draws_from_the_vendored_library_without_csp_errors(
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
         page = context.new_page()
-        page.on("console", lambda m: m.type == "error" and problems.append(m.text))
+        page.on(
+            "response",
+            lambda r: (
+                r.status >= 400
+                and not r.url.endswith("/favicon.ico")  # the browser asks; no page links it
+                and problems.append(f"{r.status} {r.url}")
+            ),
+        )
+        page.on(
+            "console",
+            lambda m: (
+                m.type == "error"
+                and "Failed to load resource" not in m.text  # reported by "response" above
+                and problems.append(m.text)
+            ),
+        )
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on(
             "request",

@@ -18,7 +18,7 @@
       data: {
         labels: data.labels,
         datasets: series.map(function (s) {
-          return { label: s[1], data: data[s[0]], borderColor: s[2], backgroundColor: s[2], tension: 0.2 };
+          return { label: s[1], data: data[s[0]], borderColor: s[2], backgroundColor: s[2], tension: 0 };
         }),
       },
       options: {
