@@ -15,7 +15,6 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 
-from predictions.errors import ModelUnavailable
 from predictions.inference import Predictor, models_ready
 from predictions.metering import PredictionAPIView
 from predictions.protocol import (
@@ -25,9 +24,12 @@ from predictions.protocol import (
     split_body,
     tensors_to_instances,
 )
+from predictions.serializers import DATA_PLANE_ERRORS, protocol_errors
 from predictions.validation import parse_json, validate_instances
 
 V2_TAGS = ["Open Inference Protocol"]
+OK = {(200, "application/json"): OpenApiTypes.OBJECT}
+GETS = (401, 403, 404, 429, 503)  # a model GET has no body to refuse
 V2_REQUEST_EXAMPLE = OpenApiExample(
     "iris, JSON tensor",
     request_only=True,
@@ -124,7 +126,7 @@ def output_tensors(predictor: Predictor, names: list[str], result, rows: int) ->
 class V2ModelMetadataView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]`."""
 
-    @extend_schema(summary="V2 model metadata", tags=V2_TAGS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(summary="V2 model metadata", tags=V2_TAGS, responses=OK | protocol_errors(*GETS))
     def get(self, request, name: str, version: str | None = None):
         return _json(model_metadata(self.predictor_for(request, name, version)))
 
@@ -132,12 +134,11 @@ class V2ModelMetadataView(PredictionAPIView):
 class V2ModelReadyView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]/ready`: 200 when it loads, else 503."""
 
-    @extend_schema(summary="V2 model readiness", tags=V2_TAGS, responses=OpenApiTypes.OBJECT)
+    @extend_schema(
+        summary="V2 model readiness", tags=V2_TAGS, responses=OK | protocol_errors(*GETS)
+    )
     def get(self, request, name: str, version: str | None = None):
-        try:
-            predictor = self.predictor_for(request, name, version)
-        except ModelUnavailable:
-            return _json({"name": name, "ready": False}, status=503)
+        predictor = self.predictor_for(request, name, version)  # 503 model_unavailable
         return _json({"name": predictor.model_name, "ready": True})
 
 
@@ -148,7 +149,7 @@ class V2InferView(PredictionAPIView):
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
-        responses=OpenApiTypes.OBJECT,
+        responses=OK | protocol_errors(*DATA_PLANE_ERRORS),
         examples=[V2_REQUEST_EXAMPLE, V2_RESPONSE_EXAMPLE],
         summary="V2 inference (JSON or binary tensors)",
         tags=V2_TAGS,
@@ -183,7 +184,7 @@ class KServeV1PredictView(PredictionAPIView):
 
     @extend_schema(
         request=OpenApiTypes.OBJECT,
-        responses=OpenApiTypes.OBJECT,
+        responses=OK | protocol_errors(*DATA_PLANE_ERRORS),
         examples=[
             OpenApiExample("iris", value={"instances": [[5.1, 3.5, 1.4, 0.2]]}, request_only=True),
             OpenApiExample("reply", value={"predictions": ["setosa"]}, response_only=True),

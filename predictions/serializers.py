@@ -111,3 +111,51 @@ class PredictResponseSerializer(serializers.Serializer):
     probabilities = serializers.ListField(
         child=serializers.ListField(child=serializers.FloatField()), required=False
     )
+
+
+class FieldErrorSerializer(serializers.Serializer):
+    """One validation error: the path of the offending value and what is wrong with it."""
+
+    field = serializers.CharField()
+    message = serializers.CharField()
+
+
+class ProblemSerializer(serializers.Serializer):
+    """RFC 9457 problem details, as every /api/ error is answered."""
+
+    type = serializers.CharField()
+    title = serializers.CharField()
+    status = serializers.IntegerField()
+    detail = serializers.CharField()
+    code = serializers.CharField()
+    errors = FieldErrorSerializer(many=True, required=False)
+
+
+class ProtocolErrorSerializer(serializers.Serializer):
+    """The Open Inference Protocol's error body (`/v2/...`, `/v1/models/...`)."""
+
+    error = serializers.CharField()
+    code = serializers.CharField()
+    errors = FieldErrorSerializer(many=True, required=False)
+
+
+class ModelPageSerializer(serializers.Serializer):
+    """A page of models."""
+
+    count = serializers.IntegerField()
+    next = serializers.URLField(allow_null=True)
+    previous = serializers.URLField(allow_null=True)
+    results = ModelSerializer(many=True)
+
+
+DATA_PLANE_ERRORS = (400, 401, 403, 404, 413, 429, 503, 504)
+
+
+def problems(*statuses: int) -> dict:
+    """drf-spectacular `responses` entries for /api/ errors (application/problem+json)."""
+    return {(status, "application/problem+json"): ProblemSerializer for status in statuses}
+
+
+def protocol_errors(*statuses: int) -> dict:
+    """drf-spectacular `responses` entries for protocol-route errors (application/json)."""
+    return {(status, "application/json"): ProtocolErrorSerializer for status in statuses}

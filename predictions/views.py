@@ -12,11 +12,13 @@ from predictions.metering import PredictionAPIView
 from predictions.models import MLModel
 from predictions.parsers import StrictJSONParser
 from predictions.serializers import (
+    DATA_PLANE_ERRORS,
     ModelDetailSerializer,
-    ModelSerializer,
+    ModelPageSerializer,
     PredictRequestSerializer,
     PredictResponseSerializer,
     model_data,
+    problems,
 )
 from predictions.validation import validate_body
 
@@ -63,7 +65,10 @@ def visible_models(principal):
 class ModelListView(PredictionAPIView):
     """The models the caller's plan covers, with their default version's schema."""
 
-    @extend_schema(responses=ModelSerializer(many=True), summary="List models")
+    @extend_schema(
+        responses={(200, "application/json"): ModelPageSerializer} | problems(*DATA_PLANE_ERRORS),
+        summary="List models",
+    )
     def get(self, request):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(visible_models(request.auth), request, view=self)
@@ -73,7 +78,10 @@ class ModelListView(PredictionAPIView):
 class ModelDetailView(PredictionAPIView):
     """One model: its versions, default version, task, input schema and output."""
 
-    @extend_schema(responses=ModelDetailSerializer, summary="Describe a model")
+    @extend_schema(
+        responses={(200, "application/json"): ModelDetailSerializer} | problems(*DATA_PLANE_ERRORS),
+        summary="Describe a model",
+    )
     def get(self, request, name: str):
         model = visible_models(request.auth).filter(name=name).first()
         if model is None:
@@ -91,7 +99,8 @@ class PredictView(PredictionAPIView):
 
     @extend_schema(
         request=PredictRequestSerializer,
-        responses=PredictResponseSerializer,
+        responses={(200, "application/json"): PredictResponseSerializer}
+        | problems(*DATA_PLANE_ERRORS, 415),
         examples=PREDICT_EXAMPLES,
         summary="Predict",
     )
