@@ -226,3 +226,15 @@ def test_v2_health_bodies(client, demo_models):
     assert client.get("/v2/health/live").json() == {"live": True}
     assert client.get("/v2/health/ready").json() == {"ready": True}
     assert client.get("/v2").json()["extensions"] == ["binary_tensor_data"]
+
+
+def test_v2_model_ready_is_503_when_its_artifact_fails_verification(client, demo_models, api_key):
+    from predictions.inference import clear_cache
+    from predictions.models import ModelVersion
+
+    assert client.get("/v2/models/iris/ready", HTTP_X_API_KEY=api_key).json()["ready"] is True
+    ModelVersion.objects.filter(model__name="iris").update(onnx_sha256="0" * 64)
+    clear_cache()
+    response = client.get("/v2/models/iris/ready", HTTP_X_API_KEY=api_key)
+    assert_error(response, 503, "model_unavailable")
+    assert client.get("/v2/health/ready").status_code == 503
