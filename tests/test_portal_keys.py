@@ -10,8 +10,16 @@ from django.utils import timezone
 
 from keys.models import ApiKey
 from tests.factories import ApiKeyFactory
+from usage.recording import flush_usage
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _usage_written_while_the_database_is_there(db):
+    """The API calls below are recorded by a background writer; write them before teardown."""
+    yield
+    flush_usage()
 
 
 @pytest.fixture
