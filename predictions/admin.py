@@ -9,6 +9,7 @@ import re
 from django import forms
 from django.contrib import admin, messages
 
+from predictions.jobs import admin as jobs_admin  # noqa: F401  (registers BatchJob)
 from predictions.models import MLModel, ModelVersion
 from predictions.registry import (
     RegistryError,
