@@ -15,6 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from keys import limits, ratelimits, serializers, services
 from keys.models import Plan
 from keys.views import ManagementAPIView
+from mlapi.pagination import PageNumberPagination
 
 BEARER_CHALLENGE = 'Bearer realm="mlapi"'
 
@@ -111,11 +112,11 @@ class LogoutView(PublicAPIView):
 class PlansView(PublicAPIView):
     """`GET /api/v1/plans`: the public plans (paginated)."""
 
+    pagination_class = PageNumberPagination  # also tells the OpenAPI document it is paginated
+
     @extend_schema(responses=serializers.PlanOutput(many=True))
     def get(self, request):
-        from mlapi.pagination import PageNumberPagination
-
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(Plan.objects.filter(is_public=True), request, self)
         return paginator.get_paginated_response(serializers.PlanOutput(page, many=True).data)
 

@@ -220,6 +220,10 @@ SPECTACULAR_SETTINGS = {
     "OAS_VERSION": "3.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "mlapi.openapi.add_error_responses",  # every operation documents its errors
+    ],
 }
 
 # --- Static files -----------------------------------------------------------------------

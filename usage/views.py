@@ -19,6 +19,7 @@ class UsageView(APIView):
     """Per-day usage of the caller's subscription, one item per day, zero days included."""
 
     permission_classes = [IsAuthenticated, ManagementPlane]
+    pagination_class = PageNumberPagination  # also tells the OpenAPI document it is paginated
 
     @extend_schema(parameters=[UsageQuerySerializer], responses=UsageDaySerializer(many=True))
     def get(self, request: Request) -> Response:
