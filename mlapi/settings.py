@@ -193,9 +193,12 @@ LOGOUT_REDIRECT_URL = "portal:landing"
 
 # --- REST framework ---------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Management plane by default: JWT (token_expired vs invalid_credentials), session + CSRF,
+    # and API keys last, so a valid key is recognised and refused (403) by ManagementPlane.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "keys.authentication.SubscriberJWTAuthentication",
         "rest_framework.authentication.SessionAuthentication",
+        "keys.authentication.ApiKeyAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
