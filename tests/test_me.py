@@ -101,3 +101,22 @@ def test_an_api_key_of_another_kind_of_user_cannot_use_keys_either():
     client = APIClient()
     client.credentials(HTTP_X_API_KEY=key.plaintext)
     assert client.get("/api/v1/keys").status_code == 403
+
+
+def test_an_api_key_on_the_usage_endpoint_is_403_like_every_management_view(api_client):
+    response = api_client.get("/api/v1/usage")
+    assert response.status_code == 403 and response.json()["code"] == "permission_denied"
+
+
+def test_an_expired_jwt_on_default_authenticated_views_is_token_expired(subscriber):
+    from datetime import timedelta
+
+    from django.utils import timezone
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken.for_user(subscriber.user)
+    token.set_exp(from_time=timezone.now() - timedelta(hours=1), lifetime=timedelta(minutes=15))
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {token}")
+    response = client.get("/api/v1/usage")
+    assert response.status_code == 401 and response.json()["code"] == "token_expired"
