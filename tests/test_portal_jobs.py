@@ -7,6 +7,7 @@ import io
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
 
 from keys.limits import quota_status
 from predictions.jobs import runner
@@ -14,6 +15,13 @@ from predictions.models import BatchJob, JobStatus
 from tests.test_jobs_support import IRIS_ROWS, iris_csv
 
 pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def _usage_written_in_the_request(settings):
+    """Record usage in the request's own transaction: the buffered writer's thread would
+    wait on the test transaction's SQLite write lock."""
+    settings.MLAPI_USAGE_MODE = "sync"
 
 
 @pytest.fixture
@@ -107,16 +115,20 @@ def test_status_json_is_the_api_shape_and_only_for_the_owner(client, owner, make
     assert job.status == "queued"
 
 
-def test_status_polling_is_neither_metered_nor_recorded_as_usage(client, owner):
+def test_status_polling_is_neither_metered_nor_recorded_as_usage(
+    client, make_subscriber, demo_models
+):
+    from usage.selectors import daily_usage
+
+    small = make_subscriber(plan="tiny-burst", rate=0.01, burst=2)
+    client.force_login(small.user)
     client.post("/portal/jobs/", upload(iris_csv(3)))
     job = BatchJob.objects.get()
-    for _ in range(30):  # more than the burst of most plans
+    for _ in range(30):  # far more than the plan's burst of 2
         assert client.get(f"/portal/jobs/{job.pk}/status").status_code == 200
-    from usage.recording import flush_usage
-    from usage.selectors import recent_errors
-
-    flush_usage()
-    assert recent_errors(subscription=owner) == []
+    today = timezone.now().date()
+    day = daily_usage(subscription=small, start=today, end=today)[0]
+    assert (day["requests"], day["throttled"]) == (1, 0)  # the upload only
 
 
 def test_cancelling_a_queued_job_refunds_its_rows(client, owner):
@@ -165,3 +177,23 @@ def test_job_pages_need_a_login(client):
     for url in ("/portal/jobs/", "/portal/jobs/00000000-0000-0000-0000-000000000000/status"):
         response = client.get(url)
         assert response.status_code == 302 and response["Location"].startswith("/portal/login/")
+
+
+@pytest.mark.parametrize("status", ["pending", "suspended"])
+def test_an_inactive_subscription_cannot_start_jobs(client, make_subscriber, demo_models, status):
+    inactive = make_subscriber(status=status)
+    client.force_login(inactive.user)
+    page = client.get("/portal/jobs/")
+    assert "new jobs cannot start" in page.content.decode()
+    response = client.post("/portal/jobs/", upload(iris_csv(3)))
+    assert response.status_code == 403
+    assert not BatchJob.objects.exists() and used(inactive) == 0
+
+
+def test_a_portal_upload_counts_its_rows_as_predictions_in_usage(client, owner):
+    from usage.selectors import daily_usage
+
+    client.post("/portal/jobs/", upload(iris_csv(9)))
+    today = timezone.now().date()
+    day = daily_usage(subscription=owner, start=today, end=today)[0]
+    assert (day["requests"], day["predictions"], day["quota_used"]) == (1, 9, 9)

@@ -10,16 +10,15 @@ from django.utils import timezone
 
 from keys.models import ApiKey
 from tests.factories import ApiKeyFactory
-from usage.recording import flush_usage
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture(autouse=True)
-def _usage_written_while_the_database_is_there(db):
-    """The API calls below are recorded by a background writer; write them before teardown."""
-    yield
-    flush_usage()
+def _usage_written_in_the_request(settings):
+    """Record the API calls below in the request's own transaction: the buffered writer's
+    thread would wait on the test transaction's SQLite write lock."""
+    settings.MLAPI_USAGE_MODE = "sync"
 
 
 @pytest.fixture

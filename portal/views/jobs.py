@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keys.principal import Principal
@@ -16,6 +18,8 @@ from portal.views.common import add_service_error, render_form, subscriber_requi
 from predictions.jobs.serializers import JobSerializer
 from predictions.jobs.services import cancel_batch_job, results_file, submit_batch_job
 from predictions.models import BatchJob, MLModel
+from usage.models import Protocol
+from usage.recording import UsageEvent, record_usage
 
 JOBS_SHOWN = 50
 
@@ -39,7 +43,10 @@ def jobs(request: HttpRequest) -> HttpResponse:
     form = JobUploadForm(
         request.POST or None, request.FILES or None, model_names=_model_names(subscription)
     )
+    if request.method == "POST" and not subscription.is_active:
+        return render(request, "portal/jobs.html", _context(form, subscription), status=403)
     if request.method == "POST" and form.is_valid():
+        started = time.monotonic()
         try:
             job = submit_batch_job(
                 principal=Principal.for_subscription(subscription),
@@ -49,16 +56,49 @@ def jobs(request: HttpRequest) -> HttpResponse:
         except DomainError as exc:
             add_service_error(form, exc)
         else:
+            _record_submission(request, job, elapsed_s=time.monotonic() - started)
             messages.success(
                 request, f"Job for {job.rows_total:,} rows of {job.original_filename} is queued."
             )
             return redirect("portal:jobs")
-    listed = (
+    return render_form(request, "portal/jobs.html", _context(form, subscription))
+
+
+def _context(form: JobUploadForm, subscription) -> dict:
+    jobs = (
         BatchJob.objects.for_subscription(subscription.pk)
         .select_related("model_version__model")
         .order_by("-created_at")[:JOBS_SHOWN]
     )
-    return render_form(request, "portal/jobs.html", {"form": form, "jobs": listed})
+    return {"form": form, "jobs": jobs, "subscription": subscription}
+
+
+def _record_submission(request: HttpRequest, job: BatchJob, *, elapsed_s: float) -> None:
+    """Count the job's rows as predictions in usage, as the API's submission is counted.
+
+    The usage middleware meters only data-plane requests; a portal upload is recorded here
+    so the dashboard's predictions agree with the quota the job consumed.
+    """
+    subscription = request.subscription
+    record_usage(
+        UsageEvent(
+            time=timezone.now(),
+            subscription_id=subscription.pk,
+            key_id=None,
+            plan_name=subscription.plan.name,
+            model_name=job.model_version.model.name,
+            model_version=job.model_version.version,
+            protocol=Protocol.JOBS,
+            method=request.method,
+            path=request.path,
+            status=202,
+            error_code="",
+            predictions=job.rows_total,
+            latency_ms=elapsed_s * 1000,
+            request_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
+            response_bytes=0,
+        )
+    )
 
 
 @subscriber_required
