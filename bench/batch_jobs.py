@@ -34,6 +34,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--broker", default=os.environ.get("CELERY_BROKER_URL", ""))
     parser.add_argument("--latency", type=int, default=20, help="one-row jobs to time (>= 1)")
     parser.add_argument("--data-dir", default="", help="default: a new temporary directory")
+    parser.add_argument(
+        "--concurrency",
+        action="store_true",
+        help="instead: 2 workers, 4 submitting processes x 25 one-row jobs; count deliveries",
+    )
     return parser.parse_args()
 
 
@@ -72,11 +77,12 @@ def write_csv(path: Path, rows: int) -> int:
     return path.stat().st_size
 
 
-def start_worker(data_dir: Path) -> tuple[subprocess.Popen, Path]:
-    log = data_dir / "worker.log"
+def start_worker(data_dir: Path, name: str = "worker") -> tuple[subprocess.Popen, Path]:
+    log = data_dir / f"{name}.log"
     command = [
         sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--pool", "solo",
-        "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "WARNING",
+        "--hostname", f"{name}@%h",
+        "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO",
     ]  # fmt: skip
     with log.open("ab") as out:
         process = subprocess.Popen(command, cwd=BASE_DIR, stdout=out, stderr=subprocess.STDOUT)
@@ -135,9 +141,59 @@ def measure_latency(client, key: str, data_dir: Path, count: int) -> dict:
     }
 
 
+def _submitter(key: str, path: str, count: int) -> list[str]:
+    from django.db import connections
+    from django.test import Client
+
+    connections.close_all()  # a forked child opens its own
+    client = Client()
+    return [submit(client, key, Path(path)) for _ in range(count)]
+
+
+def measure_concurrency(key: str, data_dir: Path, submitters: int = 4, each: int = 25) -> dict:
+    """Two workers, several submitting processes: is every job run, and run once?"""
+    import multiprocessing
+    import re
+    from collections import Counter
+
+    from django.db import connections
+
+    path = data_dir / "one.csv"
+    write_csv(path, 1)
+    workers = [start_worker(data_dir, f"w{i}") for i in range(2)]
+    time.sleep(8)
+    connections.close_all()
+    started = time.time()
+    with multiprocessing.get_context("fork").Pool(submitters) as pool:
+        batches = pool.starmap(_submitter, [(key, str(path), each)] * submitters)
+    job_ids = [job_id for batch in batches for job_id in batch]
+    finished = [wait_done(job_id, 120) for job_id in job_ids]
+    elapsed = time.time() - started
+    for process, _ in workers:
+        process.terminate()
+        process.wait(30)
+    received = Counter()
+    for _, log in workers:
+        received.update(re.findall(r"run_batch_job\[([0-9a-f-]+)\] received", log.read_text()))
+    return {
+        "jobs": len(job_ids),
+        "succeeded": sum(job.status == "succeeded" for job in finished),
+        "messages_received": sum(received.values()),
+        "messages_received_twice": sum(1 for n in received.values() if n > 1),
+        "seconds": round(elapsed, 2),
+    }
+
+
 def main() -> int:
     args = parse_args()
     data_dir = configure(args)
+    if args.concurrency:
+        from django.conf import settings
+
+        report = measure_concurrency(provision(), data_dir)
+        report["broker"] = settings.CELERY_BROKER_URL.split("://")[0]
+        print(json.dumps(report, indent=2))
+        return 0
     from django.conf import settings
     from django.test import Client
 

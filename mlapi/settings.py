@@ -303,6 +303,15 @@ CELERY_BROKER_CONNECTION_TIMEOUT = 2
 CELERY_BROKER_TRANSPORT_OPTIONS = (
     {"visibility_timeout": 3600} if CELERY_BROKER_URL.startswith(("redis", "rediss")) else {}
 )
+if CELERY_BROKER_URL.startswith("filesystem:"):  # the other embedded transport (measured)
+    for _folder in ("queue", "processed"):
+        (DATA_DIR / "broker" / _folder).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(DATA_DIR / "broker" / "queue"),
+        "data_folder_out": str(DATA_DIR / "broker" / "queue"),
+        "processed_folder": str(DATA_DIR / "broker" / "processed"),
+        "polling_interval": 0.1,
+    }
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "usage.tasks.prune_usage_records", "schedule": 3600.0},

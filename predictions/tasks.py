@@ -32,5 +32,5 @@ def recover_orphaned_jobs() -> int:
 
 @worker_ready.connect
 def recover_on_worker_start(sender=None, **kwargs) -> None:
-    """A worker starting on the embedded broker picks up what a killed worker left behind."""
-    housekeeping.recover_orphaned_jobs(include_queued=housekeeping.broker_is_embedded())
+    """A starting worker picks up the running jobs a killed worker left behind."""
+    housekeeping.recover_orphaned_jobs(include_stale_queued=False)

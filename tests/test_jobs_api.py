@@ -10,6 +10,7 @@ import pytest
 
 from predictions.jobs.services import jobs_root
 from predictions.models import BatchJob, JobStatus
+from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
 from tests.test_jobs_support import (
     JOBS_URL,
@@ -19,6 +20,8 @@ from tests.test_jobs_support import (
     submit_instances,
     upload,
 )
+
+usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
 
 pytestmark = pytest.mark.django_db
 

@@ -20,7 +20,6 @@ from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
 from tests.test_jobs_support import (
     IRIS_ROWS,
-    iris_csv,
     quota_used,
     results_rows,
     submit_file,
@@ -29,6 +28,8 @@ from tests.test_jobs_support import (
 )
 
 worker_process = test_jobs_support.worker_process  # the fixture
+
+usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -50,17 +51,19 @@ def test_sigkilled_worker_leaves_the_job_to_the_next_with_every_row_exactly_once
     client, worker_process
 ):
     subscription, key = make_subscriber_key()
-    first = worker_process(chunk_rows=250)
+    first = worker_process(chunk_rows=100)
     response = submit_file(client, key, numbered_csv(ROWS))
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
     wait_for(lambda: BatchJob.objects.get(pk=job_id).rows_done >= 500, timeout=90)
+    assert is_locked(job_dir(job_id))  # a live worker holds it: recovery leaves it alone
+    assert job_id not in recover_orphaned_jobs()
     first.kill()
     killed = BatchJob.objects.get(pk=job_id)
     assert killed.status == JobStatus.RUNNING and killed.rows_done < ROWS
     assert not is_locked(job_dir(job_id))  # the kernel released the dead worker's lock
 
-    worker_process(chunk_rows=250)
+    worker_process(chunk_rows=100)
     job = wait_finished(job_id, timeout=120)
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert (job.rows_done, job.rows_failed) == (ROWS, 0)
@@ -71,13 +74,3 @@ def test_sigkilled_worker_leaves_the_job_to_the_next_with_every_row_exactly_once
     assert got == expected  # every row once, in input order
     assert all(r["prediction"] and not r["error"] for r in rows)
     assert quota_used(subscription) == ROWS
-
-
-def test_recovery_skips_a_job_that_a_live_worker_holds(client, worker_process):
-    _, key = make_subscriber_key()
-    worker_process(chunk_rows=100)
-    job_id = submit_file(client, key, iris_csv(ROWS)).json()["id"]
-    wait_for(lambda: BatchJob.objects.get(pk=job_id).rows_done > 0, timeout=90)
-    assert is_locked(job_dir(job_id))
-    assert job_id not in recover_orphaned_jobs()
-    assert wait_finished(job_id, timeout=120).status == JobStatus.SUCCEEDED

@@ -96,6 +96,13 @@ def quota_used(subscription) -> int:
     return quota_status(subscription=subscription).used
 
 
+@pytest.fixture(autouse=True)
+def usage_written_in_the_request(settings):
+    """Usage recorded in the request's own transaction (assigned as autouse in each module):
+    the buffered writer's thread would wait on the test transaction's SQLite write lock."""
+    settings.MLAPI_USAGE_MODE = "sync"
+
+
 @pytest.fixture(scope="module")
 def celery_worker_module(django_db_setup, django_db_blocker):
     """One real Celery worker per test module (Celery's test worker, in a thread)."""
@@ -155,13 +162,10 @@ class WorkerProcess:
         self.process.wait(timeout=10)
 
     def stop(self) -> None:
+        """At the end of a test nothing is left to finish: no graceful shutdown to wait for."""
         if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+            self.process.kill()
+            self.process.wait(timeout=10)
         self.log.close()
 
 

@@ -27,6 +27,8 @@ from tests.test_jobs_support import (
 celery_worker = test_jobs_support.celery_worker  # fixtures
 celery_worker_module = test_jobs_support.celery_worker_module
 
+usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 

@@ -4,42 +4,57 @@ Why recovery exists besides `acks_late` + `reject_on_worker_lost`: with Redis or
 broker redelivers the message of a worker that died, but kombu's embedded transports
 (SQLAlchemy, filesystem) keep unacknowledged messages only in the worker's memory, so a
 SIGKILL loses them. A job that is `running` while nobody holds its lock was orphaned; it is
-enqueued again and resumes from its last committed chunk (see runner.py).
+enqueued again (when a worker starts, and every minute from beat) and resumes from its last
+committed chunk (see runner.py). With prefetch 1 and acks_late a worker holds no message
+besides the one it runs, so queued jobs are not lost that way; they are re-published only
+when their message is an hour old (see REQUEUE_QUEUED_AFTER_S).
 """
 
 from __future__ import annotations
 
 import logging
 import shutil
+import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
 from predictions.jobs.runner import is_locked
-from predictions.jobs.services import enqueue_batch_job, job_dir, jobs_root
+from predictions.jobs.services import ENQUEUED_MARKER, enqueue_batch_job, job_dir, jobs_root
 from predictions.models import BatchJob, JobStatus
 
 logger = logging.getLogger("mlapi.jobs")
 
-EMBEDDED_TRANSPORTS = ("sqla+", "sqlalchemy+", "filesystem:")
+# A queued job whose message was published this long ago and never picked up is assumed lost
+# (a web process that died between commit and publish, a purged queue) and published again.
+# The same rule as Redis's visibility timeout; a duplicate message is a no-op.
+REQUEUE_QUEUED_AFTER_S = 3600
 
 
-def broker_is_embedded() -> bool:
-    """Whether unacknowledged messages die with the worker (embedded kombu transports)."""
-    return settings.CELERY_BROKER_URL.startswith(EMBEDDED_TRANSPORTS)
+def _enqueued_long_ago(job_id, now: float) -> bool:
+    marker = job_dir(job_id) / ENQUEUED_MARKER
+    try:
+        return now - marker.stat().st_mtime > REQUEUE_QUEUED_AFTER_S
+    except FileNotFoundError:
+        return True
 
 
-def recover_orphaned_jobs(*, include_queued: bool = False) -> list[str]:
-    """Re-enqueue running jobs that no live process holds; queued ones too when asked.
+def recover_orphaned_jobs(*, include_stale_queued: bool = True) -> list[str]:
+    """Re-enqueue running jobs that no live process holds, and long-stale queued jobs.
 
-    `include_queued` is for a worker starting on an embedded broker, where a message fetched
-    by a worker that was then killed is gone. A duplicate message is harmless: a run takes the
-    job's lock or leaves, and does nothing for a finished job.
+    A running job whose lock is free lost its worker (with an embedded broker its message
+    died with it). A run takes the job's lock or leaves, and does nothing for a finished job,
+    so a duplicate message never runs a job twice.
     """
-    statuses = [JobStatus.RUNNING] + ([JobStatus.QUEUED] if include_queued else [])
+    now = time.time()
     recovered = []
-    for job_id in BatchJob.objects.filter(status__in=statuses).values_list("pk", flat=True):
+    candidates = BatchJob.objects.unfinished().values_list("pk", "status")
+    for job_id, status in candidates:
+        if status == JobStatus.QUEUED and not (
+            include_stale_queued and _enqueued_long_ago(job_id, now)
+        ):
+            continue
         if is_locked(job_dir(job_id)):
             continue
         try:

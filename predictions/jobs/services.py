@@ -7,6 +7,7 @@ by the `quota_refunded` flag flipped with a conditional UPDATE.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import uuid
@@ -28,6 +29,7 @@ from predictions.models import BatchJob, JobStatus, ModelVersion
 logger = logging.getLogger("mlapi.jobs")
 
 # Kept short: a submission waits for the broker at most about a second before answering 503.
+ENQUEUED_MARKER = "enqueued"
 PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25}
 
 
@@ -77,6 +79,9 @@ def enqueue_batch_job(job_id: uuid.UUID | str) -> None:
     from mlapi.celery import app
     from predictions.tasks import run_batch_job
 
+    marker = job_dir(job_id) / ENQUEUED_MARKER
+    with contextlib.suppress(FileNotFoundError):  # files expired: the run will do nothing
+        marker.touch()  # when it was last published (housekeeping's stale-queue rule)
     try:
         with app.connection_for_write() as connection:
             run_batch_job.apply_async(
