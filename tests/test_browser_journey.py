@@ -98,12 +98,11 @@ def predict(base: str, key: str, instances: list) -> requests.Response:
     )
 
 
-def run_snippet(code: str, key: str) -> str:
-    """Run a docs example as a user would paste it, with MLAPI_KEY set."""
+def run_snippet(code: str, key: str, *, in_bash: bool = False) -> str:
+    """Run a docs example as a user would paste it (Python, or bash for curl), MLAPI_KEY set."""
     env = dict(os.environ, MLAPI_KEY=key)
-    done = subprocess.run(
-        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
-    )
+    command = ["bash", "-c", code] if in_bash else [sys.executable, "-c", code]
+    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     return done.stdout
 
@@ -208,6 +207,9 @@ def test_signup_to_first_prediction_and_a_batch_job_in_the_browser(
     assert "'" in run_snippet(page.locator("#python-iris").inner_text(), key)
     assert "b'" in run_snippet(page.locator("#triton-iris").inner_text(), key)
     assert "[" in run_snippet(page.locator("#python-house-price").inner_text(), key)
+    if shutil.which("curl"):
+        reply = run_snippet(page.locator("#curl-iris").inner_text(), key, in_bash=True)
+        assert '"predictions"' in reply
 
     # 7. A batch job: upload, live progress without a reload, download the results.
     upload = tmp_path / "flowers.csv"
