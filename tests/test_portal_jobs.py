@@ -197,3 +197,10 @@ def test_a_portal_upload_counts_its_rows_as_predictions_in_usage(client, owner):
     today = timezone.now().date()
     day = daily_usage(subscription=owner, start=today, end=today)[0]
     assert (day["requests"], day["predictions"], day["quota_used"]) == (1, 9, 9)
+
+
+def test_a_status_poll_costs_four_queries_at_most(client, owner, django_assert_max_num_queries):
+    client.post("/portal/jobs/", upload(iris_csv(3)))
+    job = BatchJob.objects.get()
+    with django_assert_max_num_queries(4):  # session, user, subscription + plan, job + model
+        assert client.get(f"/portal/jobs/{job.pk}/status").status_code == 200

@@ -26,7 +26,8 @@ JOBS_SHOWN = 50
 
 def _own_job(request: HttpRequest, job_id) -> BatchJob:
     """The caller's job or 404: another subscriber's job does not exist for them."""
-    return get_object_or_404(BatchJob.objects.for_subscription(request.subscription.pk), pk=job_id)
+    jobs = BatchJob.objects.for_subscription(request.subscription.pk)
+    return get_object_or_404(jobs.select_related("model_version__model"), pk=job_id)
 
 
 def _model_names(subscription) -> list[str]:
@@ -65,6 +66,7 @@ def jobs(request: HttpRequest) -> HttpResponse:
 
 
 def _context(form: JobUploadForm, subscription) -> dict:
+    """The page: the form, the latest jobs (their rows poll for progress) and the status."""
     jobs = (
         BatchJob.objects.for_subscription(subscription.pk)
         .select_related("model_version__model")
