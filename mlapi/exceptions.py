@@ -9,6 +9,7 @@ a client sends ever produces a stack trace in a response.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import orjson
@@ -279,8 +280,20 @@ def not_found_view(request: HttpRequest, exception: Exception | None = None) -> 
     return page_not_found(request, exception or Http404())
 
 
+UNAVAILABLE_PAGE = (
+    "<!doctype html><html lang=en><title>Service unavailable</title><h1>Service unavailable"
+    "</h1><p>The service is briefly unavailable. Please try again in a moment.</p></html>"
+)
+
+
 def server_error_view(request: HttpRequest) -> HttpResponse:
-    """handler500: never a trace; JSON on API paths."""
+    """handler500: never a trace; JSON on API paths; 503 when the database is unreachable."""
+    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
+        # Outside DRF (portal, admin, sessions): an outage, not a bug. A page that needs
+        # nothing (no template, no user) so that rendering it cannot fail the same way.
+        if request.path.startswith("/api/") or is_protocol_path(request.path):
+            return response_for_exception(sys.exc_info()[1], request.path)
+        return HttpResponse(UNAVAILABLE_PAGE, status=503, headers={"Retry-After": "1"})
     if request.path.startswith("/api/") or is_protocol_path(request.path):
         return problem_response(
             path=request.path, status=500, code="internal_error", detail="Internal server error."
