@@ -328,7 +328,8 @@ MLAPI_KEY_ROTATION_GRACE_HOURS = env_float("MLAPI_KEY_ROTATION_GRACE_HOURS", 24.
 MLAPI_TRUSTED_PROXY_HOPS = env_int("MLAPI_TRUSTED_PROXY_HOPS", 0)
 MLAPI_USAGE_RETENTION_DAYS = env_int("MLAPI_USAGE_RETENTION_DAYS", 90)
 # Usage writes: "buffered" (background writer, flushed at exit) or "sync" (in the request).
-MLAPI_USAGE_MODE = os.environ.get("MLAPI_USAGE_MODE", "buffered")
+# Tests default to sync so a request's usage lands in that test's transaction.
+MLAPI_USAGE_MODE = os.environ.get("MLAPI_USAGE_MODE") or ("sync" if TESTING else "buffered")
 if MLAPI_USAGE_MODE not in {"buffered", "sync"}:
     raise ImproperlyConfigured("MLAPI_USAGE_MODE must be 'buffered' or 'sync'")
 MLAPI_USAGE_RECORDING = env_bool("MLAPI_USAGE_RECORDING", True)  # off only for the bench

@@ -64,7 +64,8 @@ def usage_totals(client: Client, start: str, end: str, **filters) -> dict:
 
 @pytest.mark.slow
 @pytest.mark.urls("tests.test_usage_support")
-def test_usage_api_is_exact_under_concurrent_mixed_load(live_server, transactional_db):
+def test_usage_api_is_exact_under_concurrent_mixed_load(live_server, transactional_db, settings):
+    settings.MLAPI_USAGE_MODE = "buffered"  # the background writer, as in production
     sub, (k1, k2) = make_subscription(rate=60, burst=20, quota=500, period="month")
     day_before = datetime.now(UTC).date().isoformat()
     sent: list[tuple[int, int, int | None, str]] = []  # (status, n, key_id, model)
@@ -170,6 +171,7 @@ def test_no_usage_is_lost_across_sigterm_to_gunicorn_under_load(transactional_db
         "MLAPI_TESTING": "1",
         "DATABASE_URL": database_url(),
         "MLAPI_DATA_DIR": str(settings.DATA_DIR),
+        "MLAPI_USAGE_MODE": "buffered",
         # Nothing is written before shutdown: the exit flush alone must save every record.
         "MLAPI_USAGE_FLUSH_INTERVAL_S": "600",
         "MLAPI_USAGE_FLUSH_SIZE": "1000000",
@@ -233,7 +235,10 @@ def real_request(base: str, route: str, n: int) -> tuple[str, str]:
 
 
 @pytest.mark.slow
-def test_usage_is_exact_for_the_real_data_plane_routes_under_load(live_server, live_demo_models):
+def test_usage_is_exact_for_the_real_data_plane_routes_under_load(
+    live_server, live_demo_models, settings
+):
+    settings.MLAPI_USAGE_MODE = "buffered"
     import requests
     from rest_framework_simplejwt.tokens import RefreshToken
 

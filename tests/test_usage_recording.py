@@ -29,7 +29,7 @@ URLS = pytest.mark.urls("tests.test_usage_support")
 
 @pytest.fixture
 def sync_mode(settings):
-    settings.MLAPI_USAGE_MODE = "sync"
+    settings.MLAPI_USAGE_MODE = "sync"  # the test default too; explicit for these tests
 
 
 def predict(client, sub, key=None, body=b'{"n": 3}', model="iris"):
@@ -143,7 +143,8 @@ def test_metrics_count_requests_by_model_protocol_plan_and_outcome(sync_mode):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_buffered_events_from_many_threads_are_all_written():
+def test_buffered_events_from_many_threads_are_all_written(settings):
+    settings.MLAPI_USAGE_MODE = "buffered"
     sub, (key, _) = make_subscription()
     today = datetime.now(UTC).date()
 
