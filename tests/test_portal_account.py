@@ -329,3 +329,12 @@ def test_an_account_without_subscription_gets_an_explanation_not_a_crash(client)
     response = client.get("/portal/dashboard/")
     assert response.status_code == 403
     assert "not subscribed" in response.content.decode()
+
+
+def test_the_admin_lists_accounts_with_their_plan_and_status(admin_client, make_subscriber):
+    subscription = make_subscriber(plan="free", status="pending")
+    response = admin_client.get("/admin/portal/user/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert subscription.user.username in html and "Pending approval" in html
+    assert admin_client.get(f"/admin/portal/user/{subscription.user.pk}/change/").status_code == 200
