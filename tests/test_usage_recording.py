@@ -138,8 +138,8 @@ def test_metrics_count_requests_by_model_protocol_plan_and_outcome(sync_mode):
     predict(client, sub)
     predict(client, sub)
     predict(client, sub, body=b'{"n": 0}')
-    assert (value("ok"), value("throttled"), value("client_error")) == (1.0, 1.0, 1.0)
-    assert b'outcome="throttled"' in client.get("/metrics").content
+    assert (value("ok"), value("rate_limited"), value("validation_error")) == (1.0, 1.0, 1.0)
+    assert b'outcome="rate_limited"' in client.get("/metrics").content
 
 
 @pytest.mark.django_db(transaction=True)

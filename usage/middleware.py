@@ -33,15 +33,15 @@ def protocol_for_path(path: str) -> str:
     return Protocol.OTHER
 
 
-def outcome_for_status(status: int) -> str:
-    """The metrics outcome label of an answer."""
-    if status == 429:
-        return "throttled"
-    if status >= 500:
-        return "server_error"
-    if status >= 400:
-        return "client_error"
-    return "ok"
+def outcome_for(status: int, error_code: str) -> str:
+    """The metrics outcome label: "ok", else the contract error code (or the bare status).
+
+    The same vocabulary as predictions.metering, so dashboards can tell a 429 that was
+    `rate_limited` from one that was `quota_exceeded`.
+    """
+    if status < 400:
+        return "ok"
+    return error_code or str(status)
 
 
 def response_size(response: HttpResponse) -> int:
@@ -74,6 +74,7 @@ class UsageRecordingMiddleware:
         protocol = protocol_for_path(request.path)
         plan = principal.plan.name
         ok = 200 <= status < 300
+        error_code = "" if ok else getattr(response, "error_code", "") or ""
         record_usage(
             UsageEvent(
                 time=started_at,
@@ -86,14 +87,14 @@ class UsageRecordingMiddleware:
                 method=request.method or "",
                 path=request.path,
                 status=status,
-                error_code="" if ok else getattr(response, "error_code", "") or "",
+                error_code=error_code,
                 predictions=int(getattr(request, "mlapi_predictions", 0) or 0) if ok else 0,
                 latency_ms=latency_ms,
                 request_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
                 response_bytes=response_size(response),
             )
         )
-        labels = (model or "-", protocol, plan, outcome_for_status(status))
+        labels = (model or "-", protocol, plan, outcome_for(status, error_code))
         counter = self.counters.get(labels)
         if counter is None:  # .labels() takes a lock and hashes; look each child up once
             counter = self.counters[labels] = PREDICT_REQUESTS.labels(*labels)
