@@ -284,9 +284,10 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "mlapi <noreply@localhost>")
 
 # --- Celery -----------------------------------------------------------------------------
-# Embedded broker by default: kombu's SQLAlchemy transport on a SQLite file, no server needed.
+# Embedded broker by default: kombu's SQLAlchemy transport on a SQLite file, no server needed
+# ("embedded" is that transport polling every 0.1 s, see mlapi/celery.py).
 CELERY_BROKER_URL = (
-    os.environ.get("CELERY_BROKER_URL") or f"sqla+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
+    os.environ.get("CELERY_BROKER_URL") or f"embedded+sqlite:///{DATA_DIR / 'broker.sqlite3'}"
 )
 # Messages are JSON (Celery's default serializer and accept_content; tasks take ids only).
 # Not restated here: Celery reads CELERY_TASK_SERIALIZER & co. as ambiguous pre-4.0 names.
