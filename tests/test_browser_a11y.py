@@ -124,6 +124,14 @@ def chromium(live_server, monkeypatch):
             browser.close()
 
 
+def contrast_on_white(css_colour: str) -> float:
+    """Contrast ratio of an `rgb(r, g, b)` colour against white."""
+    r, g, b = (int(v) / 255 for v in css_colour[css_colour.index("(") + 1 : -1].split(",")[:3])
+    channel = [c / 12.92 if c <= 0.03928 else ((c + 0.055) / 1.055) ** 2.4 for c in (r, g, b)]
+    luminance = 0.2126 * channel[0] + 0.7152 * channel[1] + 0.0722 * channel[2]
+    return 1.05 / (luminance + 0.05)
+
+
 def audit(page, url: str) -> list[str]:
     page.goto(url)
     return [f"{url}: {problem}" for problem in page.evaluate(AUDIT)]
@@ -178,9 +186,10 @@ def test_the_skip_link_comes_first_and_focus_is_visible(chromium, tmp_path):
     chromium.get_by_label("Username").focus()
     outline = chromium.evaluate(
         "(() => { const s = getComputedStyle(document.activeElement);"
-        " return [s.outlineStyle, parseFloat(s.outlineWidth)]; })()"
+        " return [s.outlineStyle, parseFloat(s.outlineWidth), s.outlineColor]; })()"
     )
     assert outline[0] != "none" and outline[1] >= 2
+    assert contrast_on_white(outline[2]) >= 3  # WCAG 1.4.11 non-text contrast
     shot(chromium, tmp_path, "focus-ring")
 
 
