@@ -1,0 +1,186 @@
+"""Hardening: production settings pass `check --deploy`, security headers are sent, Argon2
+hashes passwords, secrets never rest in the database or logs, the admin is staff-only and
+model upload is staff-only and hash-verified."""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import subprocess
+import sys
+
+import pytest
+import requests
+from django.apps import apps
+from django.db import connection
+from django.test import Client
+from rest_framework.test import APIClient
+
+from tests.factories import TEST_PASSWORD, UserFactory
+from tests.servers import BASE_DIR, GunicornServer
+
+KEY_PATTERN = re.compile(r"mlk_[A-Za-z0-9_\-]+\.[A-Za-z0-9_\-]+")
+IRIS = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+def production_env(data_dir) -> dict[str, str]:
+    """What a deployment sets (compose.yaml): debug off, a real secret, named hosts."""
+    return {
+        "DJANGO_DEBUG": "0",
+        "MLAPI_TESTING": "0",
+        "DJANGO_SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "127.0.0.1,api.example.com",
+        "MLAPI_DATA_DIR": str(data_dir),
+    }
+
+
+def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`python manage.py ...` in a fresh interpreter (not under pytest, so not TESTING)."""
+    import os
+
+    return subprocess.run(
+        [sys.executable, "manage.py", *args],
+        cwd=BASE_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = manage(production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_production_hashes_passwords_with_argon2(tmp_path):
+    code = "from django.contrib.auth.hashers import get_hasher; print(get_hasher().algorithm)"
+    result = manage(production_env(tmp_path), "shell", "-c", code)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().splitlines()[-1] == "argon2"
+
+
+@pytest.fixture
+def production_server(transactional_db, tmp_path):
+    """gunicorn with production settings (static files collected, as in the image)."""
+    env = production_env(tmp_path)
+    collected = manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+    assert collected.returncode == 0, collected.stderr
+    with GunicornServer(env=env) as server:
+        yield server
+
+
+@pytest.mark.slow
+def test_production_sends_security_headers_and_hsts_only_over_https(production_server):
+    url = production_server.url
+    plain = requests.get(f"{url}/portal/login/", allow_redirects=False, timeout=30)
+    assert plain.status_code == 301
+    assert plain.headers["Location"].startswith("https://")
+    https = {"X-Forwarded-Proto": "https"}  # as set by the TLS-terminating proxy
+    portal = requests.get(f"{url}/portal/login/", headers=https, timeout=30)
+    assert portal.status_code == 200
+    assert portal.headers["Strict-Transport-Security"].startswith("max-age=31536000")
+    assert portal.headers["X-Content-Type-Options"] == "nosniff"
+    assert portal.headers["Referrer-Policy"] == "same-origin"
+    assert portal.headers["X-Frame-Options"] == "DENY"
+    csp = portal.headers["Content-Security-Policy"]
+    assert "default-src 'self'" in csp and "frame-ancestors 'none'" in csp
+    assert "'unsafe-eval'" not in csp
+    assert "Secure" in portal.headers["Set-Cookie"] and "csrftoken" in portal.headers["Set-Cookie"]
+    api = requests.get(f"{url}/api/v1/plans", headers=https, timeout=30)
+    assert api.status_code == 200
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
+    assert api.headers["Strict-Transport-Security"].startswith("max-age=")
+    assert "Server" not in api.headers or "gunicorn/" not in api.headers["Server"]
+
+
+def dump_database() -> str:
+    """Every column of every row of every table, as text."""
+    lines = []
+    with connection.cursor() as cursor:
+        for table in connection.introspection.table_names():
+            cursor.execute(f"SELECT * FROM {connection.ops.quote_name(table)}")  # noqa: S608
+            lines += [f"{table}: {row!r}" for row in cursor.fetchall()]
+    return "\n".join(lines)
+
+
+def test_no_password_key_or_refresh_token_rests_in_the_database_or_logs(
+    demo_models, caplog, settings
+):
+    settings.MLAPI_USAGE_MODE = "sync"
+    caplog.set_level(logging.DEBUG)
+    password = "Unique-" + secrets.token_urlsafe(12)
+    api = APIClient()
+    signup = {"username": "hardened", "email": "h@example.com", "password": password}
+    assert api.post("/api/v1/auth/signup", signup, format="json").status_code == 201
+    tokens = api.post("/api/v1/auth/token", signup, format="json").json()
+    refreshed = api.post(
+        "/api/v1/auth/token/refresh", {"refresh": tokens["refresh"]}, format="json"
+    )
+    assert refreshed.status_code == 200
+    jwt = APIClient()
+    jwt.credentials(HTTP_AUTHORIZATION=f"Bearer {refreshed.json()['access']}")
+    created = jwt.post("/api/v1/keys", {"name": "k"}, format="json").json()
+    rotated = jwt.post(f"/api/v1/keys/{created['id']}/rotate").json()
+    issued = [created["key"], rotated["key"]]
+    portal = Client()
+    assert portal.login(username="hardened", password=password)
+    page = portal.post("/portal/keys/", {"name": "from the portal"})
+    issued += sorted(set(KEY_PATTERN.findall(page.content.decode())))  # shown + copy button
+    assert len(issued) == 3
+    for key in issued:
+        response = api.post("/api/v1/models/iris/predict", IRIS, format="json", HTTP_X_API_KEY=key)
+        assert response.status_code == 200, response.content
+        api.post("/api/v1/models/nope/predict", IRIS, format="json", HTTP_X_API_KEY=key + "x")
+    logout = {"refresh": refreshed.json()["refresh"]}
+    assert api.post("/api/v1/auth/logout", logout, format="json").status_code == 204
+    secrets_issued = {
+        "password": password,
+        "refresh token": tokens["refresh"],
+        "rotated refresh token": refreshed.json()["refresh"],
+        **{f"key {n}": key for n, key in enumerate(issued)},
+        **{f"key secret {n}": key.split(".", 1)[1] for n, key in enumerate(issued)},
+    }
+    at_rest = dump_database() + "\n" + caplog.text
+    assert "hardened" in at_rest  # the dump did see this user's rows
+    leaked = [name for name, value in secrets_issued.items() if value in at_rest]
+    assert not leaked
+
+
+@pytest.mark.django_db
+def test_admin_is_for_staff_only():
+    client = Client()
+    assert client.get("/admin/").status_code == 302  # to the admin login
+    user = UserFactory()
+    client.force_login(user)
+    response = client.get("/admin/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    assert client.get("/admin/reports/usage/").status_code in {302, 403}
+    user.is_staff = user.is_superuser = True
+    user.save()
+    assert client.get("/admin/").status_code == 200
+
+
+@pytest.mark.django_db
+def test_admin_login_refuses_a_non_staff_password():
+    user = UserFactory()
+    response = Client().post(
+        "/admin/login/", {"username": user.username, "password": TEST_PASSWORD}
+    )
+    assert response.status_code == 200  # the form again, with an error; no session
+    assert "_auth_user_id" not in Client().session
+
+
+def test_every_model_registered_in_the_admin_requires_staff(db):
+    from django.contrib import admin
+
+    user = UserFactory()
+    client = Client()
+    client.force_login(user)
+    for model in admin.site._registry:
+        meta = model._meta
+        response = client.get(f"/admin/{meta.app_label}/{meta.model_name}/")
+        assert response.status_code == 302, f"{meta.label} is open to non-staff"
+    assert apps.get_model("keys", "ApiKey") in admin.site._registry
