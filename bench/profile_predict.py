@@ -15,6 +15,8 @@ Usage: .venv/bin/python bench/profile_predict.py [--seconds 20] [--rate 199] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gzip
 import json
 import os
 import shutil
@@ -136,6 +138,10 @@ def profile_case(case, server, args, out_dir: Path) -> dict:
     if spy.returncode != 0:
         raise RuntimeError(f"py-spy failed: {err[-2000:]}")
     result = breakdown(parse_raw(raw))
+    with raw.open("rb") as src, gzip.open(f"{raw}.gz", "wb") as dst:
+        shutil.copyfileobj(src, dst)
+    raw.unlink()
+    raw = raw.with_name(raw.name + ".gz")
     result.update(
         case=case.label,
         rps_under_profiler=figures["rps"],
@@ -166,6 +172,21 @@ def print_profile(result: dict) -> None:
     print(f"  self time by package: {top}")
 
 
+def profile_server(services_env: dict, args, tmp_root: Path, out_dir: Path) -> list[dict]:
+    """Prepare and start one mlapi configuration, profile cases a and b, stop it."""
+    env = servers.mlapi_env(tmp_root / "data", services=services_env)
+    info = servers.prepare_mlapi(env)
+    server = servers.start_mlapi(env, tmp_root, workers=args.workers, with_worker=False)
+    try:
+        cases = run.metered_cases(server.base_url, info["api_key"], extra=False)
+        for case in cases:
+            run.preflight(case)
+            loadgen.run_case(case, connections=args.connections, seconds=3)  # warm up
+        return [profile_case(case, server, args, out_dir) for case in cases]
+    finally:
+        server.stop()
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seconds", type=float, default=20)
@@ -173,27 +194,30 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--nice", type=int, default=0, help="niceness of the bench and servers")
+    parser.add_argument(
+        "--services", action="store_true", help="PostgreSQL + Redis from DATABASE_URL/REDIS_URL"
+    )
     args = parser.parse_args(argv)
     loadgen.find_wrk()
     servers.stop_cleanly_on_signals()
     if args.nice:
         os.setpriority(os.PRIO_PROCESS, 0, args.nice)
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out_dir = BENCH_DIR / "results" / f"profile-{stamp}"
+    config = "services" if args.services else "embedded"
+    out_dir = BENCH_DIR / "results" / f"profile-{config}-{stamp}"
     out_dir.mkdir(parents=True)
     tmp_root = Path(tempfile.mkdtemp(prefix="mlapi-profile-"))
     try:
-        env = servers.mlapi_env(tmp_root / "data", services={})
-        info = servers.prepare_mlapi(env)
-        server = servers.start_mlapi(env, tmp_root, workers=args.workers, with_worker=False)
-        try:
-            cases = run.metered_cases(server.base_url, info["api_key"], extra=False)
-            for case in cases:
-                run.preflight(case)
-                loadgen.run_case(case, connections=args.connections, seconds=3)  # warm up
-            results = [profile_case(case, server, args, out_dir) for case in cases]
-        finally:
-            server.stop()
+        with contextlib.ExitStack() as stack:
+            services_env = {}
+            if args.services:
+                services_env = {
+                    "DATABASE_URL": stack.enter_context(
+                        servers.fresh_postgres_database(os.environ["DATABASE_URL"])
+                    ),
+                    "REDIS_URL": os.environ["REDIS_URL"],
+                }
+            results = profile_server(services_env, args, tmp_root, out_dir)
     finally:
         shutil.rmtree(tmp_root, ignore_errors=True)
     for result in results:
