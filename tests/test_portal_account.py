@@ -1,4 +1,4 @@
-"""Portal accounts: landing, sign up, log in/out (rate-limited like the API), password reset."""
+"""Portal accounts: landing, sign up, log in/out (rate-limited like the API), no-subscription."""
 
 from __future__ import annotations
 
