@@ -97,6 +97,12 @@ def rss_mb(pid: int, field: str = "VmHWM") -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (from /proc/<pid>/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def submit(client, key: str, path: Path) -> str:
     with path.open("rb") as handle:
         response = client.post(
@@ -207,12 +213,14 @@ def main() -> int:
         baseline_rss = rss_mb(worker.pid)
         latency = measure_latency(client, key, data_dir, max(1, args.latency))
         loaded_rss = rss_mb(worker.pid, "VmRSS")  # the model is loaded by now
+        cpu_before = cpu_seconds(worker.pid)
         started = time.time()
         job_id = submit(client, key, source)
         submitted = time.time()
         job = wait_done(job_id)
         finished = time.time()
         rss = rss_mb(worker.pid)
+        cpu = cpu_seconds(worker.pid) - cpu_before
     finally:
         worker.terminate()
         worker.wait(30)
@@ -231,6 +239,9 @@ def main() -> int:
         "run_s": round((job.finished_at - job.started_at).total_seconds(), 2),
         "end_to_end_s": round(elapsed, 2),
         "rows_per_s": round(args.rows / elapsed),
+        "worker_cpu_s": round(cpu, 2),
+        "rows_per_worker_cpu_s": round(args.rows / cpu) if cpu else None,
+        "load_average": os.getloadavg()[0],
         "worker_peak_rss_mb": round(rss, 1),
         "worker_idle_rss_mb": round(baseline_rss, 1),
         "worker_rss_with_model_mb": round(loaded_rss, 1),
