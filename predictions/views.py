@@ -68,6 +68,7 @@ class ModelListView(PredictionAPIView):
     @extend_schema(
         responses={(200, "application/json"): ModelPageSerializer} | problems(*DATA_PLANE_ERRORS),
         summary="List models",
+        operation_id="api_v1_models_list",
     )
     def get(self, request):
         paginator = PageNumberPagination()

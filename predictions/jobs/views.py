@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from django.urls import reverse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
@@ -13,6 +15,9 @@ from mlapi.pagination import PageNumberPagination
 from predictions.jobs import services
 from predictions.jobs.serializers import JobSerializer, JobSubmitSerializer
 from predictions.models import BatchJob
+from predictions.serializers import problems
+
+JOB = {(200, "application/json"): JobSerializer}
 
 
 class JobAPIView(MeteredAPIView):
@@ -37,18 +42,24 @@ class JobListView(JobAPIView):
     """GET: the caller's jobs, newest first (paginated). POST: submit a job (202)."""
 
     parser_classes = [MultiPartParser, JSONParser]
+    pagination_class = PageNumberPagination  # also tells the OpenAPI document it is paginated
 
+    @extend_schema(operation_id="api_v1_jobs_list", responses=JobSerializer(many=True))
     def get(self, request):
         jobs = (
             BatchJob.objects.for_subscription(request.auth.subscription_id)
             .select_related("model_version__model")
             .order_by("-created_at")
         )
-        paginator = PageNumberPagination()
+        paginator = self.pagination_class()
         page = paginator.paginate_queryset(jobs, request, view=self)
         data = JobSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
 
+    @extend_schema(
+        request=JobSubmitSerializer,
+        responses={(202, "application/json"): JobSerializer} | problems(404),  # unknown model
+    )
     def post(self, request):
         serializer = JobSubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -73,6 +84,7 @@ class JobListView(JobAPIView):
 class JobDetailView(JobAPIView):
     """GET: one job's status and progress (`results_url` once results exist)."""
 
+    @extend_schema(responses=JOB)
     def get(self, request, job_id):
         job = self.get_job(request, job_id)
         return Response(JobSerializer(job, context={"request": request}).data)
@@ -81,6 +93,7 @@ class JobDetailView(JobAPIView):
 class JobResultsView(JobAPIView):
     """GET: the results CSV (input columns + prediction + error), streamed from disk."""
 
+    @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY} | problems(409))
     def get(self, request, job_id):
         job = self.get_job(request, job_id)
         path = services.results_file(job=job)
@@ -95,6 +108,7 @@ class JobResultsView(JobAPIView):
 class JobCancelView(JobAPIView):
     """POST: cancel (queued: at once; running: at the next chunk). 409 once it has finished."""
 
+    @extend_schema(request=None, responses=JOB | problems(409))
     def post(self, request, job_id):
         job = services.cancel_batch_job(job=self.get_job(request, job_id))
         return Response(JobSerializer(job, context={"request": request}).data)
