@@ -184,3 +184,24 @@ def test_every_model_registered_in_the_admin_requires_staff(db):
         response = client.get(f"/admin/{meta.app_label}/{meta.model_name}/")
         assert response.status_code == 302, f"{meta.label} is open to non-staff"
     assert apps.get_model("keys", "ApiKey") in admin.site._registry
+
+
+@pytest.mark.django_db
+def test_model_upload_is_refused_to_subscribers_and_to_staff_without_the_permission():
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from predictions.models import ModelVersion
+
+    user = UserFactory()
+    client = Client()
+    client.force_login(user)
+    form = {"model_name": "sneaky", "expected_sha256": "0" * 64, "description": ""}
+    upload = SimpleUploadedFile("m.skops", b"PK\x03\x04 not a model")
+    response = client.post("/admin/predictions/modelversion/add/", form | {"artifact_file": upload})
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    user.is_staff = True  # staff, but not granted predictions.add_modelversion
+    user.save()
+    upload.seek(0)
+    response = client.post("/admin/predictions/modelversion/add/", form | {"artifact_file": upload})
+    assert response.status_code == 403
+    assert not ModelVersion.objects.filter(model__name="sneaky").exists()
