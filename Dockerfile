@@ -16,8 +16,10 @@ RUN pip install --no-cache-dir -r requirements.txt
 COPY . .
 RUN useradd --system --uid 1000 mlapi && mkdir -p /data && chown mlapi /data
 USER mlapi
-# Static files are collected at build time (whitenoise serves them from the image).
-RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only ALLOWED_HOSTS=build MLAPI_DATA_DIR=/tmp/build \
+# Static files are collected where the settings look for them at run time (STATIC_ROOT is
+# $MLAPI_DATA_DIR/staticfiles), as `make run` does; compose's migrate step collects them again
+# into the shared volume, so an upgraded image never serves a stale manifest.
+RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only ALLOWED_HOSTS=build \
     python manage.py collectstatic --noinput --verbosity 0
 
 EXPOSE 8000

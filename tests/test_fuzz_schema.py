@@ -28,7 +28,11 @@ from schemathesis.specs.openapi.checks import (
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
 from tests.servers import GunicornServer
 
-pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.timeout(480),  # ~2-3 min alone; room for a loaded CI machine
+]
 
 CHECKS = [
     not_a_server_error,

@@ -205,3 +205,20 @@ def test_model_upload_is_refused_to_subscribers_and_to_staff_without_the_permiss
     response = client.post("/admin/predictions/modelversion/add/", form | {"artifact_file": upload})
     assert response.status_code == 403
     assert not ModelVersion.objects.filter(model__name="sneaky").exists()
+
+
+def test_the_container_files_run_the_commands_make_run_and_ci_use():
+    import yaml
+
+    from mlapi.serve import ROLES
+
+    makefile = (BASE_DIR / "Makefile").read_text()
+    setup_steps = re.findall(r"manage\.py (\w+)", makefile.split("\nsetup:")[1].split("\nrun:")[0])
+    compose = yaml.safe_load((BASE_DIR / "compose.yaml").read_text())
+    migrate = " ".join(compose["services"]["migrate"]["entrypoint"])
+    assert re.findall(r"manage\.py (\w+)", migrate) == setup_steps
+    assert {compose["services"][role]["command"][0] for role in ROLES} == set(ROLES)
+    dockerfile = (BASE_DIR / "Dockerfile").read_text()
+    assert 'ENTRYPOINT ["python", "-m", "mlapi.serve"]' in dockerfile
+    assert "pip install --no-cache-dir -r requirements.txt" in dockerfile
+    assert compose["x-app"]["environment"]["DJANGO_DEBUG"] == "0"
