@@ -162,3 +162,17 @@ def test_retry_resumes_a_failed_job(client, celery_worker):
     job = wait_finished(job_id)
     assert job.status == JobStatus.SUCCEEDED and job.error == ""
     assert len(results_rows(client, key, job_id)) == 12
+
+
+def test_fast_path_refuses_exactly_what_validation_refuses(client, celery_worker):
+    """Numeric cells that parse (NaN, infinity, out of range) are checked per row too."""
+    _, key = make_subscriber_key()
+    extra = "99,3.5,1.4,0.2\nnan,3.5,1.4,0.2\n5.1,inf,1.4,0.2\n 6.3 ,3.3,6.0,2.5\n"
+    job_id = submit_file(client, key, iris_csv(3, extra=extra)).json()["id"]
+    job = wait_finished(job_id)
+    rows = results_rows(client, key, job_id)
+    assert [r["prediction"] for r in rows] == [
+        "setosa", "versicolor", "virginica", "", "", "", "virginica",
+    ]  # fmt: skip
+    assert "between" in rows[3]["error"] and "finite" in rows[4]["error"]
+    assert "sepal_width" in rows[5]["error"] and job.rows_failed == 3

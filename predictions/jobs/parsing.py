@@ -190,9 +190,8 @@ def inspect_input(*, path: Path, declared_format: str | None, features: list[str
         else:
             columns, rows = list(features), _count_jsonl(path)
     except UnicodeDecodeError as exc:
-        raise InvalidJobInput(
-            f"The file is not UTF-8 text (invalid byte at offset {exc.start} of a block)."
-        ) from exc
+        byte = exc.object[exc.start : exc.start + 1].hex().upper()
+        raise InvalidJobInput(f"The file is not UTF-8 text (undecodable byte 0x{byte}).") from exc
     except csv.Error as exc:
         raise InvalidJobInput(f"The file is not readable CSV: {exc}.") from exc
     final = path.with_name(f"input.{input_format}")
