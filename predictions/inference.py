@@ -70,8 +70,20 @@ class Predictor:
             out = values.tolist()
         probs = None
         if probabilities and proba is not None and self.output.get("probabilities"):
-            probs = np.asarray(proba, dtype=np.float64).round(6).tolist()
+            probs = normalized_probabilities(proba)
         return Prediction(out, probs)
+
+
+def normalized_probabilities(proba: np.ndarray) -> list[list[float]]:
+    """Rows that sum to 1, rounded to 6 places.
+
+    ONNX Runtime's tree ensembles average in float32, so a sure class comes out as 0.9999993;
+    renormalising in float64 gives back the 1.0 scikit-learn reports.
+    """
+    rows = np.asarray(proba, dtype=np.float64)
+    totals = rows.sum(axis=1, keepdims=True)
+    np.divide(rows, totals, out=rows, where=totals > 0)
+    return rows.round(6).tolist()
 
 
 _lock = threading.RLock()

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from predictions.demo import IRIS_FEATURES, IRIS_SPECIES, train_house_price
+from predictions.demo import IRIS_FEATURES, IRIS_SPECIES, train_house_price, train_iris
 from predictions.inference import get_predictor
 from predictions.registry import register_model_version, set_default_version
 
@@ -50,6 +50,18 @@ def test_probabilities_are_returned_on_request_one_row_per_instance(client, demo
     for row in reply["probabilities"]:
         assert len(row) == 3 and abs(sum(row) - 1) < 1e-4
     assert reply["probabilities"][0][0] > 0.9
+
+
+def test_probabilities_equal_the_sklearn_forest_and_a_sure_class_is_one(
+    client, demo_models, api_key
+):
+    forest, _ = train_iris()  # seeded: the same fit as the registered version
+    rows = load_iris().data[[0, 60, 120, 149]].tolist()
+    body = {"instances": rows, "parameters": {"probabilities": True}}
+    reply = post(client, IRIS_URL, body, api_key).json()
+    expected = forest.predict_proba(np.asarray(rows))
+    assert np.allclose(reply["probabilities"], expected, rtol=1e-5, atol=1e-6)
+    assert reply["probabilities"][0] == [1.0, 0.0, 0.0]
 
 
 def test_house_prices_equal_the_sklearn_pipeline_within_1e_5(client, demo_models, api_key):
