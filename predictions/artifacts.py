@@ -15,7 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-import skops.io as sio
 from django.conf import settings
 
 from predictions.errors import ArtifactRejected
@@ -87,6 +86,8 @@ def read_verified(relative: str, expected_sha256: str) -> bytes:
 
 def check_trusted(data: bytes) -> None:
     """Refuse a skops payload that needs a type outside the allow-list (or is not skops)."""
+    import skops.io as sio  # lazy: skops pulls scikit-learn, scipy and pandas (~170 MB)
+
     try:
         untrusted = sio.get_untrusted_types(data=data)
     except Exception as exc:
@@ -98,6 +99,8 @@ def check_trusted(data: bytes) -> None:
 
 def load_skops(data: bytes) -> Any:
     """Instantiate an estimator from skops bytes, trusting only the allow-list."""
+    import skops.io as sio  # lazy, see check_trusted
+
     check_trusted(data)
     try:
         return sio.loads(data, trusted=list(trusted_types()))
@@ -116,4 +119,6 @@ def write_atomic(data: bytes, name: str) -> tuple[str, str]:
 
 
 def dump_skops(estimator: Any) -> bytes:
+    import skops.io as sio  # lazy, see check_trusted
+
     return sio.dumps(estimator)

@@ -9,17 +9,16 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import is_classifier, is_regressor
-from sklearn.compose import ColumnTransformer
-from sklearn.pipeline import Pipeline
-from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
 
 from predictions.models import Task
 
-ENCODERS = (OneHotEncoder, OrdinalEncoder)
+# scikit-learn is imported inside the functions that inspect an estimator (registration,
+# conversion): a web worker serving ONNX models never needs it, and it costs ~140 MB RSS.
 
 
 def infer_task(estimator: Any) -> str:
+    from sklearn.base import is_classifier, is_regressor
+
     if is_classifier(estimator):
         return Task.CLASSIFICATION
     if is_regressor(estimator):
@@ -28,22 +27,29 @@ def infer_task(estimator: Any) -> str:
 
 
 def final_estimator(estimator: Any) -> Any:
+    from sklearn.pipeline import Pipeline
+
     return estimator[-1] if isinstance(estimator, Pipeline) else estimator
 
 
 def _encoders(estimator: Any) -> list[tuple[Any, list]]:
     """(encoder, its input columns) for every fitted encoder inside pipelines and transformers."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder
+
+    encoders = (OneHotEncoder, OrdinalEncoder)
     found: list[tuple[Any, list]] = []
     if isinstance(estimator, Pipeline):
         for _, step in estimator.steps:
             found += _encoders(step)
     elif isinstance(estimator, ColumnTransformer):
         for _, transformer, columns in getattr(estimator, "transformers_", []):
-            if isinstance(transformer, ENCODERS):
+            if isinstance(transformer, encoders):
                 found.append((transformer, list(np.atleast_1d(columns))))
             elif isinstance(transformer, Pipeline):
                 for _, step in transformer.steps:
-                    if isinstance(step, ENCODERS):
+                    if isinstance(step, encoders):
                         found.append((step, list(np.atleast_1d(columns))))
     return found
 
