@@ -1,9 +1,12 @@
-"""Project-wide middleware that must run before any view touches the request body."""
+"""Project-wide middleware: the body size limit, and the lean chain for data-plane routes."""
 
 from collections.abc import Callable
 
 from django.conf import settings
+from django.core.handlers.base import BaseHandler
+from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse
+from django.utils.module_loading import import_string
 
 from mlapi.exceptions import problem_response
 
@@ -43,4 +46,54 @@ class BodySizeLimitMiddleware:
                     else "Content-Length is not a valid number."
                 ),
             )
+        return self.get_response(request)
+
+
+# Data-plane routes (API key or JWT, never a browser session): /api/v1/models..., Open Inference
+# Protocol V2 and the KServe V1 alias. Management endpoints, jobs, the portal and the admin keep
+# the full MIDDLEWARE list.
+LEAN_PATH_PREFIXES = ("/api/v1/models", "/v2", "/v1/models/")
+LEAN_MIDDLEWARE = (
+    "django.middleware.security.SecurityMiddleware",  # nosniff, referrer policy, HSTS, SSL redirect
+    "django.middleware.common.CommonMiddleware",  # APPEND_SLASH, DISALLOWED_USER_AGENTS
+)
+
+
+class _LeanHandler(BaseHandler):
+    """Django's request handler with its own, shorter middleware list (sync only)."""
+
+    def __init__(self, middleware: tuple[str, ...]) -> None:
+        super().__init__()
+        self._view_middleware = []
+        self._template_response_middleware = []
+        self._exception_middleware = []
+        handler = convert_exception_to_response(self._get_response)
+        for path in reversed(middleware):
+            instance = import_string(path)(handler)
+            if hasattr(instance, "process_view"):
+                self._view_middleware.insert(0, instance.process_view)
+            if hasattr(instance, "process_template_response"):
+                self._template_response_middleware.append(instance.process_template_response)
+            if hasattr(instance, "process_exception"):
+                self._exception_middleware.append(instance.process_exception)
+            handler = convert_exception_to_response(instance)
+        self._middleware_chain = handler
+
+
+class LeanDataPlaneMiddleware:
+    """Send data-plane paths through `LEAN_MIDDLEWARE` instead of the rest of MIDDLEWARE.
+
+    Sessions, CSRF, Django's auth and messages, clickjacking, CSP and WhiteNoise do nothing for
+    a JSON API authenticated by `X-API-Key` or a bearer JWT, and cost about a millisecond per
+    request (py-spy, docs/performance.md). Placed after the body size limit and usage
+    recording, which every request keeps; URL resolution and the view are Django's own.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.lean = _LeanHandler(LEAN_MIDDLEWARE)._middleware_chain
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path_info.startswith(LEAN_PATH_PREFIXES):
+            return self.lean(request)
         return self.get_response(request)

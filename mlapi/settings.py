@@ -91,6 +91,8 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     "mlapi.middleware.BodySizeLimitMiddleware",
     "usage.middleware.UsageRecordingMiddleware",
+    # Data-plane paths leave here for a lean chain (security + common only): mlapi/middleware.py
+    "mlapi.middleware.LeanDataPlaneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

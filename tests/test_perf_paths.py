@@ -1,0 +1,59 @@
+"""The fast data-plane path keeps its behaviour: lean middleware only where no browser goes."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+pytestmark = pytest.mark.django_db
+
+IRIS_URL = "/api/v1/models/iris/predict"
+ONE_ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+
+
+def test_data_plane_routes_skip_session_csrf_and_page_headers(client, demo_models, api_key):
+    response = client.post(
+        IRIS_URL, ONE_ROW, content_type="application/json", HTTP_X_API_KEY=api_key
+    )
+    assert response.status_code == 200
+    assert response["X-Content-Type-Options"] == "nosniff"  # SecurityMiddleware still runs
+    assert "RateLimit" in response
+    assert "Content-Security-Policy" not in response
+    assert "X-Frame-Options" not in response
+    assert not response.cookies
+
+
+@pytest.mark.parametrize(
+    ("path", "status", "code"),
+    [
+        ("/v2/models/iris/infer", 401, "not_authenticated"),
+        ("/v1/models/iris:predict", 401, "not_authenticated"),
+        ("/api/v1/models/iris/predict", 401, "not_authenticated"),
+    ],
+)
+def test_lean_routes_still_answer_contract_errors(client, demo_models, path, status, code):
+    response = client.post(path, ONE_ROW, content_type="application/json")
+    assert response.status_code == status
+    assert response.json()["code"] == code
+
+
+def test_portal_pages_keep_the_full_middleware_chain(client):
+    response = client.get("/portal/login/")
+    assert "Content-Security-Policy" in response
+    assert response["X-Frame-Options"] == "DENY"
+    assert "csrftoken" in response.cookies
+
+
+def test_warm_predict_reads_nothing_and_writes_only_limits_and_usage(client, demo_models, api_key):
+    """Key, plan and model come from per-process caches; the database sees only writes."""
+    client.post(IRIS_URL, ONE_ROW, content_type="application/json", HTTP_X_API_KEY=api_key)
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post(
+            IRIS_URL, ONE_ROW, content_type="application/json", HTTP_X_API_KEY=api_key
+        )
+    assert response.status_code == 200
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert "SELECT" not in statements
+    limits = [q["sql"] for q in captured.captured_queries if "keys_" in q["sql"]]
+    assert len(limits) == 2  # the token bucket and the quota counter, one transaction
