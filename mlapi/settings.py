@@ -171,9 +171,10 @@ else:
             "OPTIONS": {"size_limit": 2**28},
         }
     }
-    # django-ratelimit only knows the common backends; diskcache's incr/add run inside a SQLite
-    # transaction and are atomic across processes, which is all the limiter needs.
-    SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
+# django-ratelimit's W001 is an allow-list of backends that predates Django's own RedisCache.
+# Both backends here have the atomic add/incr the limiter needs: Redis SET NX / INCRBY, and
+# diskcache's incr/add inside a SQLite transaction (atomic across processes).
+SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
 # --- Auth -------------------------------------------------------------------------------
 PASSWORD_HASHERS = [

@@ -49,8 +49,21 @@ def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
     )
 
 
-def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = manage(production_env(tmp_path), "check", "--deploy", "--fail-level", "WARNING")
+@pytest.mark.parametrize(
+    "services",
+    [
+        {"REDIS_URL": "", "DATABASE_URL": "", "CELERY_BROKER_URL": ""},  # embedded defaults
+        {  # the deployed layout (compose.yaml); check --deploy does not connect to them
+            "REDIS_URL": "redis://127.0.0.1:6379/0",
+            "DATABASE_URL": "postgres://mlapi@127.0.0.1:5432/mlapi",
+            "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:5672//",
+        },
+    ],
+    ids=["embedded", "postgres-redis-rabbitmq"],
+)
+def test_check_deploy_is_clean_with_production_settings(tmp_path, services):
+    env = production_env(tmp_path) | services
+    result = manage(env, "check", "--deploy", "--fail-level", "WARNING")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
