@@ -342,6 +342,8 @@ MLAPI_USAGE_FLUSH_SIZE = env_int("MLAPI_USAGE_FLUSH_SIZE", 200)
 MLAPI_JOB_RETENTION_DAYS = env_int("MLAPI_JOB_RETENTION_DAYS", 7)
 # Rows per batch-job chunk: progress, cancel and crash recovery happen at chunk boundaries.
 MLAPI_JOB_CHUNK_ROWS = env_int("MLAPI_JOB_CHUNK_ROWS", 5000)
+# Queue the job tasks go to; empty = Celery's default queue, which `make run`'s worker consumes.
+MLAPI_JOB_QUEUE = os.environ.get("MLAPI_JOB_QUEUE", "")
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file

@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -96,11 +97,18 @@ def quota_used(subscription) -> int:
     return quota_status(subscription=subscription).used
 
 
+# This session's own job queue: a shared RabbitMQ/Redis may have other suites' workers on
+# the default queue, and they would take (and drop) this session's job messages.
+JOB_QUEUE = f"mlapi-jobs-test-{uuid.uuid4().hex[:12]}"
+
+
 @pytest.fixture(autouse=True)
 def usage_written_in_the_request(settings):
-    """Usage recorded in the request's own transaction (assigned as autouse in each module):
-    the buffered writer's thread would wait on the test transaction's SQLite write lock."""
+    """Assigned as autouse in each job test module: usage recorded in the request's own
+    transaction (the buffered writer's thread would wait on the test transaction's SQLite
+    write lock), and job tasks published to this session's queue."""
     settings.MLAPI_USAGE_MODE = "sync"
+    settings.MLAPI_JOB_QUEUE = JOB_QUEUE
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +121,12 @@ def celery_worker_module(django_db_setup, django_db_blocker):
     with (
         django_db_blocker.unblock(),
         start_worker(
-            app, pool="solo", perform_ping_check=False, loglevel="WARNING", shutdown_timeout=30
+            app,
+            pool="solo",
+            perform_ping_check=False,
+            loglevel="WARNING",
+            shutdown_timeout=30,
+            queues=[JOB_QUEUE],
         ) as worker,
     ):
         yield worker
@@ -146,10 +159,12 @@ class WorkerProcess:
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
             MLAPI_JOB_CHUNK_ROWS=str(chunk_rows),
             MLAPI_USAGE_RECORDING="0",
+            MLAPI_JOB_QUEUE=JOB_QUEUE,
         )
         command = [
             sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--pool", "solo",
             "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO",
+            "--queues", JOB_QUEUE,
         ]  # fmt: skip
         self.log = log.open("ab")
         self.process = subprocess.Popen(

@@ -86,6 +86,7 @@ def enqueue_batch_job(job_id: uuid.UUID | str) -> None:
         with app.connection_for_write() as connection:
             run_batch_job.apply_async(
                 args=[str(job_id)],
+                queue=settings.MLAPI_JOB_QUEUE or None,
                 connection=connection,
                 retry=True,
                 retry_policy=PUBLISH_RETRY_POLICY,
