@@ -11,6 +11,7 @@ a bound parameter, hence the `noqa: S608` markers.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -20,6 +21,42 @@ from keys.models import QuotaCounter, RateBucket
 
 BUCKET = RateBucket._meta.db_table
 COUNTER = QuotaCounter._meta.db_table
+
+
+def _take_sql() -> str:
+    least, greatest = _least(), _greatest()
+    refilled = f"{least}(%s, {BUCKET}.tokens + {greatest}(0, %s - {BUCKET}.updated_at) * %s)"
+    return (
+        f"INSERT INTO {BUCKET} (subscription_id, tokens, updated_at) VALUES (%s, %s, %s) "  # noqa: S608
+        f"ON CONFLICT (subscription_id) DO UPDATE SET tokens = {refilled} - 1, "
+        f"updated_at = {greatest}({BUCKET}.updated_at, %s) "
+        f"WHERE {refilled} >= 1 RETURNING tokens"
+    )
+
+
+def _take_params(subscription_id: int, rate: float, burst: int, now: float) -> list:
+    return [subscription_id, float(burst) - 1, now, burst, now, rate, now, burst, now, rate]
+
+
+def _consume_sql(fits_plan: bool) -> str:
+    if fits_plan:
+        return (
+            f"INSERT INTO {COUNTER} (subscription_id, period_start, used, extension) "  # noqa: S608
+            f"VALUES (%s, %s, %s, 0) ON CONFLICT (subscription_id, period_start) "
+            f"DO UPDATE SET used = {COUNTER}.used + %s "
+            f"WHERE {COUNTER}.used + %s <= %s + {COUNTER}.extension RETURNING used, extension"
+        )
+    # only an operator's extension could make room, and then the row already exists
+    return (
+        f"UPDATE {COUNTER} SET used = used + %s WHERE subscription_id = %s "  # noqa: S608
+        f"AND period_start = %s AND used + %s <= %s + extension RETURNING used, extension"
+    )
+
+
+def _consume_params(subscription_id: int, start, units: int, quota: int) -> list:
+    if units <= quota:
+        return [subscription_id, start, units, units, units, quota]
+    return [units, subscription_id, start, units, quota]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,17 +81,8 @@ def take_token(*, subscription_id: int, rate: float, burst: int, now: float) -> 
     `now` is epoch seconds. A clock that goes backwards (another process read the time a little
     earlier) refills nothing and never moves `updated_at` back, so it can only under-admit.
     """
-    least, greatest = _least(), _greatest()
-    refilled = f"{least}(%s, {BUCKET}.tokens + {greatest}(0, %s - {BUCKET}.updated_at) * %s)"
-    sql = (
-        f"INSERT INTO {BUCKET} (subscription_id, tokens, updated_at) VALUES (%s, %s, %s) "  # noqa: S608
-        f"ON CONFLICT (subscription_id) DO UPDATE SET tokens = {refilled} - 1, "
-        f"updated_at = {greatest}({BUCKET}.updated_at, %s) "
-        f"WHERE {refilled} >= 1 RETURNING tokens"
-    )
-    params = [subscription_id, float(burst) - 1, now, burst, now, rate, now, burst, now, rate]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(_take_sql(), _take_params(subscription_id, rate, burst, now))
         row = cursor.fetchone()
     if row is not None:
         return BucketResult(True, float(row[0]))
@@ -70,11 +98,7 @@ def peek_tokens(*, subscription_id: int, rate: float, burst: int, now: float) ->
             f"SELECT tokens, updated_at FROM {BUCKET} WHERE subscription_id = %s",  # noqa: S608
             [subscription_id],
         )
-        row = cursor.fetchone()
-    if row is None:
-        return float(burst)
-    tokens, updated_at = float(row[0]), float(row[1])
-    return min(float(burst), tokens + max(0.0, now - updated_at) * rate)
+        return _refilled(cursor.fetchone(), rate, burst, now)
 
 
 def _period_param(period_start: datetime):
@@ -90,22 +114,10 @@ def consume_quota(
     created race-free by the unique constraint (the INSERT arm of the upsert).
     """
     start = _period_param(period_start)
-    if units <= quota:
-        sql = (
-            f"INSERT INTO {COUNTER} (subscription_id, period_start, used, extension) "  # noqa: S608
-            f"VALUES (%s, %s, %s, 0) ON CONFLICT (subscription_id, period_start) "
-            f"DO UPDATE SET used = {COUNTER}.used + %s "
-            f"WHERE {COUNTER}.used + %s <= %s + {COUNTER}.extension RETURNING used, extension"
-        )
-        params = [subscription_id, start, units, units, units, quota]
-    else:  # only an operator's extension could make room, and then the row already exists
-        sql = (
-            f"UPDATE {COUNTER} SET used = used + %s WHERE subscription_id = %s "  # noqa: S608
-            f"AND period_start = %s AND used + %s <= %s + extension RETURNING used, extension"
-        )
-        params = [units, subscription_id, start, units, quota]
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(
+            _consume_sql(units <= quota), _consume_params(subscription_id, start, units, quota)
+        )
         row = cursor.fetchone()
     if row is not None:
         return True, int(row[0]), int(row[1])
@@ -133,3 +145,77 @@ def refund_quota(*, subscription_id: int, period_start: datetime, units: int) ->
             f"AND period_start = %s AND used >= %s",
             [units, subscription_id, _period_param(period_start), units],
         )
+
+
+@functools.cache
+def _sqlite_statements() -> dict[str, str]:
+    """The statements above with sqlite3's `?` placeholders."""
+    return {
+        "take": _take_sql().replace("%s", "?"),
+        "consume": _consume_sql(True).replace("%s", "?"),
+        "consume_extension": _consume_sql(False).replace("%s", "?"),
+        "peek": f"SELECT tokens, updated_at FROM {BUCKET} WHERE subscription_id = ?",  # noqa: S608
+        "read": (
+            f"SELECT used, extension FROM {COUNTER} "  # noqa: S608
+            f"WHERE subscription_id = ? AND period_start = ?"
+        ),
+    }
+
+
+def admit_sqlite(
+    *,
+    subscription_id: int,
+    rate: float,
+    burst: int,
+    now: float,
+    period_start: datetime,
+    units: int,
+    quota: int,
+) -> tuple[BucketResult, tuple[bool, int, int] | None]:
+    """`take_token` then `consume_quota` in one `BEGIN IMMEDIATE` ... `COMMIT`, on SQLite.
+
+    The same statements as the functions above, sent straight to the sqlite3 connection:
+    Django's atomic() and cursor wrappers cost more than the two upserts themselves (profile in
+    docs/performance.md). Only for a connection in autocommit mode outside any atomic block
+    (the caller checks), so the transaction is ours alone; errors come out as Django's
+    (`wrap_database_errors`), so a locked or broken database still becomes a 503 upstream.
+    Returns `(bucket, None)` when no token was left (no quota touched), else
+    `(bucket, (consumed, used, extension))`.
+    """
+    connection.ensure_connection()
+    raw = connection.connection
+    with connection.wrap_database_errors:
+        raw.execute("BEGIN IMMEDIATE")
+        try:
+            result = _admit_statements(
+                raw, subscription_id, rate, burst, now, _period_param(period_start), units, quota
+            )
+            raw.execute("COMMIT")
+        except BaseException:
+            if raw.in_transaction:
+                raw.execute("ROLLBACK")
+            raise
+    return result
+
+
+def _admit_statements(raw, subscription_id, rate, burst, now, start, units, quota):
+    sql = _sqlite_statements()
+    row = raw.execute(sql["take"], _take_params(subscription_id, rate, burst, now)).fetchone()
+    if row is None:
+        peeked = raw.execute(sql["peek"], (subscription_id,)).fetchone()
+        return BucketResult(False, _refilled(peeked, rate, burst, now)), None
+    bucket = BucketResult(True, float(row[0]))
+    consume = sql["consume"] if units <= quota else sql["consume_extension"]
+    row = raw.execute(consume, _consume_params(subscription_id, start, units, quota)).fetchone()
+    if row is not None:
+        return bucket, (True, int(row[0]), int(row[1]))
+    current = raw.execute(sql["read"], (subscription_id, start)).fetchone()
+    used, extension = (int(current[0]), int(current[1])) if current else (0, 0)
+    return bucket, (False, used, extension)
+
+
+def _refilled(row, rate: float, burst: int, now: float) -> float:
+    """Tokens at `now` from a `(tokens, updated_at)` row (a full bucket when there is none)."""
+    if row is None:
+        return float(burst)
+    return min(float(burst), float(row[0]) + max(0.0, now - float(row[1])) * rate)
