@@ -9,6 +9,7 @@ from datetime import datetime
 
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
+from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
 from keys import limits
@@ -19,6 +20,30 @@ from mlapi.exceptions import DomainError
 
 STATE_ATTR = "_mlapi_limit_state"
 ADMITTED_ATTR = "_mlapi_admitted"
+
+
+class CommonAcceptNegotiation(DefaultContentNegotiation):
+    """DRF's negotiation, answered at once for what API clients send: no Accept, `*/*` or JSON.
+
+    Parsing the Accept header and ranking media types costs about as much as authentication on
+    the predict path; for these three values DRF's own answer is the first renderer with its
+    media type, which is what this returns. Anything else (a format override, other media
+    types, a 406) goes through DRF unchanged.
+    """
+
+    COMMON_ACCEPT = frozenset({None, "*/*", "application/json"})
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        first = renderers[0] if renderers else None
+        if (
+            first is not None
+            and first.media_type == "application/json"
+            and format_suffix is None
+            and not request.META.get("QUERY_STRING")
+            and request.META.get("HTTP_ACCEPT") in self.COMMON_ACCEPT
+        ):
+            return first, first.media_type
+        return super().select_renderer(request, renderers, format_suffix)
 
 
 class MeteredAPIView(APIView):
@@ -33,6 +58,7 @@ class MeteredAPIView(APIView):
 
     authentication_classes = [ApiKeyAuthentication, SubscriberJWTAuthentication]
     permission_classes = [ActiveSubscription]
+    content_negotiation_class = CommonAcceptNegotiation
     consumes_quota: bool = False
     data_plane = True  # authentication marks the request for usage recording
 

@@ -35,12 +35,14 @@ class Watchdog:
 
     def watch(self, options: ort.RunOptions, deadline: float) -> None:
         with self._cond:
-            heapq.heappush(self._heap, (deadline, next(self._counter), options))
+            entry = (deadline, next(self._counter), options)
+            heapq.heappush(self._heap, entry)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._loop, name="onnx-watchdog")
                 self._thread.daemon = True
                 self._thread.start()
-            self._cond.notify()
+            if self._heap[0] is entry:  # else the thread already sleeps until an earlier one
+                self._cond.notify()
 
     def _loop(self) -> None:
         with self._cond:

@@ -57,3 +57,33 @@ def test_warm_predict_reads_nothing_and_writes_only_limits_and_usage(client, dem
     assert "SELECT" not in statements
     limits = [q["sql"] for q in captured.captured_queries if "keys_" in q["sql"]]
     assert len(limits) == 2  # the token bucket and the quota counter, one transaction
+
+
+@pytest.mark.parametrize(
+    "accept", [None, "*/*", "application/json", "application/*", "text/html", "*/*; q=0.5"]
+)
+@pytest.mark.parametrize("query", ["", "format=json", "format=api"])
+def test_fast_negotiation_answers_exactly_what_drf_answers(accept, query):
+    from rest_framework.negotiation import DefaultContentNegotiation
+    from rest_framework.renderers import JSONRenderer
+    from rest_framework.request import Request
+    from rest_framework.test import APIRequestFactory
+
+    from keys.views import CommonAcceptNegotiation
+
+    extra = {"HTTP_ACCEPT": accept} if accept is not None else {}
+    request = Request(APIRequestFactory().get(f"/api/v1/models?{query}", **extra))
+    outcomes = []
+    for negotiation in (CommonAcceptNegotiation(), DefaultContentNegotiation()):
+        try:
+            renderer, media_type = negotiation.select_renderer(request, [JSONRenderer()])
+            outcomes.append((type(renderer), media_type))
+        except Exception as exc:  # NotAcceptable, or DRF's 404 for an unknown format
+            outcomes.append(type(exc))
+    assert outcomes[0] == outcomes[1]
+
+
+def test_a_data_plane_request_accepting_only_html_is_406(client, demo_models, api_key):
+    response = client.get("/api/v1/models", HTTP_X_API_KEY=api_key, HTTP_ACCEPT="text/html")
+    assert response.status_code == 406
+    assert response.json()["code"] == "not_acceptable"
