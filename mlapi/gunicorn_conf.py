@@ -12,6 +12,13 @@ max_requests = 0
 preload_app = False
 
 
+def post_worker_init(worker):
+    """On SQLite, move WAL checkpoints off the request path (see mlapi/sqlite_checkpoint.py)."""
+    from mlapi.sqlite_checkpoint import start_background_checkpoints
+
+    start_background_checkpoints()
+
+
 def child_exit(server, worker):
     """Tell prometheus_client a worker is gone so its live gauges are dropped."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

@@ -87,3 +87,26 @@ def test_a_data_plane_request_accepting_only_html_is_406(client, demo_models, ap
     response = client.get("/api/v1/models", HTTP_X_API_KEY=api_key, HTTP_ACCEPT="text/html")
     assert response.status_code == 406
     assert response.json()["code"] == "not_acceptable"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_web_workers_checkpoint_the_wal_in_the_background_not_in_requests():
+    from django.db.backends.signals import connection_created
+
+    from mlapi import sqlite_checkpoint
+
+    if connection.vendor != "sqlite":
+        pytest.skip("SQLite only")
+    connection.ensure_connection()
+    stop = sqlite_checkpoint.start_background_checkpoints()
+    try:
+        assert stop is not None
+        with connection.cursor() as cursor:
+            assert cursor.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == 0
+            assert cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    finally:
+        if stop is not None:
+            stop.set()
+        connection_created.disconnect(dispatch_uid="mlapi-no-autocheckpoint")
+        with connection.cursor() as cursor:
+            cursor.execute("PRAGMA wal_autocheckpoint=1000")
