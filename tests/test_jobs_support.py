@@ -133,8 +133,10 @@ def celery_worker_module(django_db_setup, django_db_blocker):
 
 
 @pytest.fixture
-def celery_worker(celery_worker_module, live_demo_models):
-    """The module's worker, with the demo models committed for it to load."""
+def celery_worker(celery_worker_module, live_demo_models, settings):
+    """The module's worker, with the demo models committed for it to load, and jobs published
+    to the queue it consumes (whichever module the test is in)."""
+    settings.MLAPI_JOB_QUEUE = JOB_QUEUE
     return celery_worker_module
 
 
