@@ -87,6 +87,12 @@ def train_house_price():
     return pipeline, frame
 
 
+DEMO_EXAMPLES = {
+    "iris": {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2},
+    "house-price": {"property_type": "D", "old_new": "N", "duration": "F"},
+}
+
+
 def bootstrap_demo_models() -> list[ModelVersion]:
     """Train and register both demo models when the registry is empty; else do nothing."""
     from predictions.registry import register_model_version
@@ -95,7 +101,7 @@ def bootstrap_demo_models() -> list[ModelVersion]:
         return []
     iris, iris_schema = train_iris()
     house, frame = train_house_price()
-    return [
+    versions = [
         register_model_version(
             name="iris",
             estimator=iris,
@@ -112,3 +118,7 @@ def bootstrap_demo_models() -> list[ModelVersion]:
             output={"type": "number", "unit": "GBP"},
         ),
     ]
+    for mv in versions:  # the portal's docs show these instead of made-up mid-range values
+        mv.metadata = {**mv.metadata, "example": DEMO_EXAMPLES[mv.model.name]}
+        mv.save(update_fields=["metadata"])
+    return versions
