@@ -1,11 +1,13 @@
 """factory-boy factories. Each part appends its own under a heading.
 
 # --- subscribers and keys (keys) ---
+# --- usage events (usage) ---
 """
 
 from __future__ import annotations
 
 import importlib
+from datetime import UTC, date, datetime
 
 import factory
 from django.contrib.auth import get_user_model
@@ -13,6 +15,7 @@ from factory.django import DjangoModelFactory
 
 from keys import crypto
 from keys.models import ApiKey, Plan, Subscription
+from usage.recording import UsageEvent
 
 TEST_PASSWORD = "correct-Horse-battery-9"
 SEEDED_PLANS = {
@@ -75,3 +78,42 @@ class ApiKeyFactory(DjangoModelFactory):
         obj = model_class.objects.create(*args, prefix=prefix, hashed_secret=hashed, **kwargs)
         obj.plaintext = plaintext
         return obj
+
+
+# --- usage events (usage) ---
+
+
+def usage_event(
+    subscription,
+    *,
+    day: date,
+    status=200,
+    n=1,
+    key=None,
+    model="iris",
+    ms=4.0,
+    error_code=None,
+) -> UsageEvent:
+    """One v1 predict request's UsageEvent at noon UTC of `day` (for `write_events`).
+
+    `error_code` defaults to "" below 400 and "validation_error" from 400 on.
+    """
+    if error_code is None:
+        error_code = "" if status < 400 else "validation_error"
+    return UsageEvent(
+        time=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
+        subscription_id=subscription.pk,
+        key_id=key.pk if key else None,
+        plan_name=subscription.plan.name,
+        model_name=model,
+        model_version="1",
+        protocol="v1",
+        method="POST",
+        path=f"/api/v1/models/{model}/predict",
+        status=status,
+        error_code=error_code,
+        predictions=n if status < 300 else 0,
+        latency_ms=ms,
+        request_bytes=10,
+        response_bytes=20,
+    )

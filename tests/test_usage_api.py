@@ -8,35 +8,15 @@ import pytest
 from django.test import Client
 
 from keys.models import QuotaCounter
+from tests.factories import usage_event
 from tests.test_usage_support import make_subscription
 from usage.models import DailyUsage, UsageRecord
-from usage.recording import UsageEvent
 from usage.selectors import daily_usage, recent_errors
 from usage.writer import write_events
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_usage_support")]
 
 TODAY = datetime.now(UTC).date()
-
-
-def event(subscription, *, day: date, status=200, n=1, key=None, model="iris", ms=3.0):
-    return UsageEvent(
-        time=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
-        subscription_id=subscription.pk,
-        key_id=key.pk if key else None,
-        plan_name=subscription.plan.name,
-        model_name=model,
-        model_version="1",
-        protocol="v1",
-        method="POST",
-        path=f"/api/v1/models/{model}/predict",
-        status=status,
-        error_code="" if status < 400 else "x",
-        predictions=n if status < 300 else 0,
-        latency_ms=ms,
-        request_bytes=10,
-        response_bytes=20,
-    )
 
 
 def client_for(subscription) -> Client:
@@ -52,7 +32,7 @@ def get_usage(client, **params):
 def test_usage_lists_every_day_of_the_range_with_zero_days():
     sub, _ = make_subscription()
     day = date(2026, 3, 10)
-    write_events([event(sub, day=day, n=3), event(sub, day=day, status=429)])
+    write_events([usage_event(sub, day=day, n=3), usage_event(sub, day=day, status=429)])
     response = get_usage(client_for(sub), start="2026-03-09", end="2026-03-11")
     assert response.status_code == 200
     body = response.json()
@@ -77,7 +57,7 @@ def test_errors_count_4xx_and_5xx_but_not_429():
     sub, _ = make_subscription()
     day = date(2026, 4, 1)
     statuses = [200, 400, 401, 404, 429, 429, 500, 503]
-    write_events([event(sub, day=day, status=s) for s in statuses])
+    write_events([usage_event(sub, day=day, status=s) for s in statuses])
     (item,) = get_usage(client_for(sub), start="2026-04-01", end="2026-04-01").json()["results"]
     assert (item["requests"], item["errors"], item["throttled"]) == (8, 5, 2)
 
@@ -85,7 +65,7 @@ def test_errors_count_4xx_and_5xx_but_not_429():
 def test_quota_used_resets_with_each_daily_period_and_includes_extension():
     sub, _ = make_subscription(quota=10, period="day")
     d1, d2 = date(2026, 5, 1), date(2026, 5, 2)
-    write_events([event(sub, day=d1, n=4), event(sub, day=d2, n=7)])
+    write_events([usage_event(sub, day=d1, n=4), usage_event(sub, day=d2, n=7)])
     QuotaCounter.objects.create(
         subscription=sub, period_start=datetime(2026, 5, 2, tzinfo=UTC), used=7, extension=5
     )
@@ -95,7 +75,9 @@ def test_quota_used_resets_with_each_daily_period_and_includes_extension():
 
 def test_quota_used_accumulates_over_a_monthly_period_from_before_the_range():
     sub, _ = make_subscription(quota=100, period="month")
-    write_events([event(sub, day=date(2026, 6, 2), n=30), event(sub, day=date(2026, 6, 20), n=5)])
+    write_events(
+        [usage_event(sub, day=date(2026, 6, 2), n=30), usage_event(sub, day=date(2026, 6, 20), n=5)]
+    )
     items = get_usage(client_for(sub), start="2026-06-19", end="2026-06-20").json()["results"]
     assert [(i["quota_used"], i["quota_remaining"]) for i in items] == [(30, 70), (35, 65)]
 
@@ -105,10 +87,10 @@ def test_model_and_key_filters_narrow_the_counts_but_not_the_quota():
     day = date(2026, 7, 7)
     write_events(
         [
-            event(sub, day=day, key=k1, model="iris", n=2),
-            event(sub, day=day, key=k2, model="iris", n=3),
-            event(sub, day=day, key=k2, model="house-price", n=4),
-            event(sub, day=day, key=None, model="iris", n=5),
+            usage_event(sub, day=day, key=k1, model="iris", n=2),
+            usage_event(sub, day=day, key=k2, model="iris", n=3),
+            usage_event(sub, day=day, key=k2, model="house-price", n=4),
+            usage_event(sub, day=day, key=None, model="iris", n=5),
         ]
     )
     client = client_for(sub)
@@ -126,7 +108,7 @@ def test_percentiles_come_from_the_latency_histogram():
     sub, _ = make_subscription()
     day = date(2026, 8, 8)
     latencies = [1.0] * 50 + [9.0] * 45 + [200.0] * 5
-    write_events([event(sub, day=day, ms=ms) for ms in latencies])
+    write_events([usage_event(sub, day=day, ms=ms) for ms in latencies])
     (item,) = get_usage(client_for(sub), start="2026-08-08", end="2026-08-08").json()["results"]
     assert item["p50_ms"] == 1.0  # bucket (0.5623, 1.0]
     assert item["p95_ms"] == 10.0  # 95th of 100 is the last 9 ms sample: bucket (5.623, 10]
@@ -181,7 +163,7 @@ def test_unknown_model_filter_is_404():
 
 def test_model_with_history_is_a_valid_filter_even_if_not_registered():
     sub, _ = make_subscription()
-    write_events([event(sub, day=TODAY, model="retired")])
+    write_events([usage_event(sub, day=TODAY, model="retired")])
     response = get_usage(client_for(sub), model="retired", start=TODAY.isoformat())
     assert response.status_code == 200 and response.json()["results"][0]["requests"] == 1
 
@@ -197,7 +179,7 @@ def test_another_subscribers_key_id_is_404():
 def test_usage_shows_only_the_callers_own_subscription():
     sub, _ = make_subscription()
     other, _ = make_subscription()
-    write_events([event(other, day=TODAY, n=9)])
+    write_events([usage_event(other, day=TODAY, n=9)])
     item = get_usage(client_for(sub), start=TODAY.isoformat()).json()["results"][0]
     assert item["requests"] == 0 and item["quota_used"] == 0
 
@@ -215,7 +197,7 @@ def test_an_api_key_cannot_read_usage():
 
 def test_usage_rollups_are_written_with_their_raw_records():
     sub, (k1, _) = make_subscription()
-    write_events([event(sub, day=TODAY, key=k1), event(sub, day=TODAY)])
+    write_events([usage_event(sub, day=TODAY, key=k1), usage_event(sub, day=TODAY)])
     assert UsageRecord.objects.filter(subscription=sub).count() == 2
     assert DailyUsage.objects.filter(subscription=sub).count() == 2  # key and JWT rows
     assert set(DailyUsage.objects.values_list("key_id", flat=True)) == {k1.pk, 0}
@@ -233,8 +215,8 @@ def test_recent_errors_lists_the_latest_failures_of_the_subscriber_only():
     other, _ = make_subscription()
     day = date(2026, 9, 9)
     write_events(
-        [event(sub, day=day, status=s) for s in (200, 400, 429, 503)]
-        + [event(other, day=day, status=500)]
+        [usage_event(sub, day=day, status=s) for s in (200, 400, 429, 503)]
+        + [usage_event(other, day=day, status=500)]
     )
     errors = recent_errors(subscription=sub, limit=2)
     assert len(errors) == 2 and all(r.status >= 400 and r.subscription_id == sub.pk for r in errors)
@@ -243,7 +225,7 @@ def test_recent_errors_lists_the_latest_failures_of_the_subscriber_only():
 
 def test_daily_usage_selector_returns_the_api_items():
     sub, _ = make_subscription()
-    write_events([event(sub, day=date(2026, 9, 10), n=2)])
+    write_events([usage_event(sub, day=date(2026, 9, 10), n=2)])
     items = daily_usage(subscription=sub, start=date(2026, 9, 10), end=date(2026, 9, 11))
     assert [(i["date"], i["requests"], i["predictions"]) for i in items] == [
         ("2026-09-10", 1, 2),
