@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import connection
+
+from tests.servers import database_url
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_ROWS = [  # (values, species) from the Iris data set
@@ -138,15 +139,6 @@ def celery_worker(celery_worker_module, live_demo_models, settings):
     to the queue it consumes (whichever module the test is in)."""
     settings.MLAPI_JOB_QUEUE = JOB_QUEUE
     return celery_worker_module
-
-
-def database_url() -> str:
-    """The test database as a DATABASE_URL, for worker subprocesses."""
-    db = connection.settings_dict
-    if db["ENGINE"].endswith("sqlite3"):
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 class WorkerProcess:

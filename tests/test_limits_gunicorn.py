@@ -8,7 +8,6 @@ drives 32 client threads at a real multi-process server on a free port.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,31 +16,16 @@ from pathlib import Path
 import pytest
 import requests
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from keys.keycache import TTL as KEY_CACHE_TTL
 from keys.models import ApiKey, QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
+from tests.servers import database_url, free_port
 from tests.test_limits_live import THREADS, hammer, quota_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 BASE_DIR = Path(__file__).resolve().parent.parent
-
-
-def database_url() -> str:
-    """The URL of the test database this process uses, for the server subprocess."""
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    auth = db["USER"] + (f":{db['PASSWORD']}" if db.get("PASSWORD") else "")
-    return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,10 +19,10 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
-from django.db import connection
 from django.test import Client
 
 from keys.models import QuotaCounter
+from tests.servers import database_url, free_port
 from tests.test_usage_support import make_subscription
 from usage.models import DailyUsage, UsageRecord, latency_bucket
 from usage.recording import flush_usage
@@ -134,19 +133,6 @@ def test_usage_api_is_exact_under_concurrent_mixed_load(live_server, transaction
             assert latency_bucket(totals["last"][field]) == latency_bucket(
                 nearest_rank(latencies, q)
             )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def database_url() -> str:
-    db = connection.settings_dict
-    if connection.vendor == "sqlite":
-        return f"sqlite:///{db['NAME']}"
-    return f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
 def wait_until_up(base: str, process: subprocess.Popen) -> None:
