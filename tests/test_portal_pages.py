@@ -6,13 +6,13 @@ import csv
 import io
 import json
 import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 
 from keys.models import Subscription
-from tests.factories import ApiKeyFactory, seeded_plan
-from usage.recording import UsageEvent
+from tests.factories import ApiKeyFactory, seeded_plan, usage_event
 from usage.writer import write_events
 
 pytestmark = pytest.mark.django_db
@@ -26,26 +26,6 @@ SUBSCRIBER_PAGES = [
     "/portal/plan/",
     "/portal/usage/export.csv",
 ]
-
-
-def usage_event(subscription, *, day: date, status=200, n=1, key=None, model="iris"):
-    return UsageEvent(
-        time=datetime(day.year, day.month, day.day, 12, tzinfo=UTC),
-        subscription_id=subscription.pk,
-        key_id=key.pk if key else None,
-        plan_name=subscription.plan.name,
-        model_name=model,
-        model_version="1",
-        protocol="v1",
-        method="POST",
-        path=f"/api/v1/models/{model}/predict",
-        status=status,
-        error_code="" if status < 400 else "validation_error",
-        predictions=n if status < 300 else 0,
-        latency_ms=4.0,
-        request_bytes=10,
-        response_bytes=20,
-    )
 
 
 @pytest.fixture
@@ -210,6 +190,11 @@ def test_docs_show_schema_and_working_examples_for_every_model(client, demo_mode
     assert "petal_width" in html and "property_type" in html
     assert "tritonclient.http" in html and "import requests" in html
     assert "X-API-Key: $MLAPI_KEY" in html
+
+
+def test_docs_examples_use_a_real_iris_flower_not_made_up_values(client, demo_models):
+    page = unescape(client.get("/portal/docs/").content.decode())
+    assert '"sepal_length": 5.1, "sepal_width": 3.5' in page
 
 
 def test_docs_say_when_the_plan_does_not_cover_a_model(client, demo_models, make_subscriber):
