@@ -9,7 +9,7 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
-from tests.test_usage_api import event
+from tests.factories import usage_event as event
 from tests.test_usage_support import make_subscription
 from usage.writer import write_events
 

@@ -15,7 +15,7 @@ from django.db import connection
 from django.test import Client
 from prometheus_client import REGISTRY
 
-from tests.test_usage_api import event
+from tests.factories import usage_event as event
 from tests.test_usage_support import make_subscription
 from usage.middleware import protocol_for_path
 from usage.models import DailyUsage, UsageRecord
