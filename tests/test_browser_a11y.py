@@ -8,23 +8,13 @@ errors tied to their inputs. Screenshots go to /tmp/portal-shots/ like the journ
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
+from tests.browser import keep_screenshot, launched_chromium, needs_chromium
 from tests.factories import TEST_PASSWORD, ApiKeyFactory, seeded_plan
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path("/tmp/portal-shots")
 ANONYMOUS_PAGES = ["/portal/", "/portal/docs/", "/portal/login/", "/portal/signup/",
                    "/portal/password-reset/"]  # fmt: skip
 SUBSCRIBER_PAGES = ["/portal/dashboard/", "/portal/keys/", "/portal/usage/", "/portal/jobs/",
@@ -33,7 +23,7 @@ SUBSCRIBER_PAGES = ["/portal/dashboard/", "/portal/keys/", "/portal/usage/", "/p
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+    needs_chromium,
 ]
 
 # Returns a list of problems found on the current page (empty when it passes).
@@ -96,13 +86,7 @@ AUDIT = r"""() => {
 @pytest.fixture
 def chromium(live_server, monkeypatch):
     """A Chromium page that refuses every request not to the live server."""
-    from playwright.sync_api import sync_playwright
-
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with launched_chromium(monkeypatch) as browser:
         page = browser.new_page(base_url=live_server.url)
         page.errors, page.outside = [], []
         page.on("console", lambda m: m.type == "error" and page.errors.append(m.text))
@@ -118,10 +102,7 @@ def chromium(live_server, monkeypatch):
         page.route("**/*", only_local)
         for name in ("free", "pro", "enterprise"):  # an earlier transactional test flushed them
             seeded_plan(name)
-        try:
-            yield page
-        finally:
-            browser.close()
+        yield page
 
 
 def contrast_on_white(css_colour: str) -> float:
@@ -141,8 +122,7 @@ def shot(page, directory: Path, name: str) -> None:
     """Screenshot into the test's tmp dir, copied to /tmp/portal-shots/ for the integrator."""
     path = directory / f"a11y-{name}.png"
     page.screenshot(path=str(path), full_page=True)
-    SHOTS.mkdir(exist_ok=True)
-    shutil.copy(path, SHOTS / path.name)
+    keep_screenshot(path)
 
 
 def test_every_page_passes_the_accessibility_audit(chromium, live_demo_models, make_subscriber):

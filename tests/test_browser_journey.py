@@ -22,6 +22,7 @@ import requests
 from django.core.cache import cache
 
 from tests import test_jobs_support
+from tests.browser import keep_screenshot, launched_chromium, needs_chromium
 from tests.factories import seeded_plan
 from tests.test_jobs_support import IRIS_ROWS, iris_csv
 
@@ -29,16 +30,6 @@ from tests.test_jobs_support import IRIS_ROWS, iris_csv
 celery_worker = test_jobs_support.celery_worker
 celery_worker_module = getattr(test_jobs_support, "celery_worker_module", None)
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-SHOTS = Path("/tmp/portal-shots")
 PASSWORD = "Journey-through-47-meadows"
 # Elements sticking out of the viewport on the right, to explain a sideways scroll.
 WIDEST = """[...document.querySelectorAll('body *')]
@@ -50,7 +41,7 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+    needs_chromium,
 ]
 
 
@@ -82,8 +73,7 @@ class Journey:
         self.step += 1
         path = self.shots / f"{self.step:02d}-{name}.png"
         self.page.screenshot(path=str(path), full_page=True)
-        SHOTS.mkdir(exist_ok=True)
-        shutil.copy(path, SHOTS / path.name)
+        keep_screenshot(path)
 
     def text(self, selector: str) -> str:
         return self.page.locator(selector).inner_text().strip()
@@ -110,15 +100,7 @@ def run_snippet(code: str, key: str, *, in_bash: bool = False) -> str:
 @pytest.fixture
 def browser_page(live_server, tmp_path, monkeypatch):
     """A fresh Chromium page on the live server, closed at the end."""
-    from playwright.sync_api import sync_playwright
-
-    # Playwright's sync API runs an event loop in this thread; the ORM calls the test makes
-    # between browser steps are still plain synchronous code.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_ARGS
-        )
+    with launched_chromium(monkeypatch) as browser:
         context = browser.new_context(
             base_url=live_server.url, accept_downloads=True, viewport={"width": 1280, "height": 900}
         )
@@ -129,7 +111,6 @@ def browser_page(live_server, tmp_path, monkeypatch):
             yield Journey(page, live_server.url, tmp_path)
         finally:
             context.close()
-            browser.close()
 
 
 def test_signup_to_first_prediction_and_a_batch_job_in_the_browser(

@@ -3,30 +3,27 @@
 from __future__ import annotations
 
 from datetime import date
-from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
 
+from tests.browser import launched_chromium, needs_chromium
 from tests.factories import usage_event as event
 from tests.test_usage_support import make_subscription
 from usage.writer import write_events
 
-CHROMIUM = Path("/usr/bin/chromium")
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(not CHROMIUM.exists(), reason="/usr/bin/chromium is not installed"),
+    needs_chromium,
 ]
 
 
 def test_admin_report_chart_draws_from_the_vendored_library_without_csp_errors(
-    live_server, tmp_path
+    live_server, tmp_path, monkeypatch
 ):
-    from playwright.sync_api import sync_playwright
-
     sub, _ = make_subscription()
     write_events(
         [event(sub, day=date(2026, 1, 2), n=2)] * 5 + [event(sub, day=date(2026, 1, 3), status=429)]
@@ -39,10 +36,7 @@ def test_admin_report_chart_draws_from_the_vendored_library_without_csp_errors(
     client.force_login(staff)
     session = client.cookies["sessionid"].value
     problems: list[str] = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=["--headless", "--no-sandbox", "--disable-gpu"]
-        )
+    with launched_chromium(monkeypatch) as browser:
         context = browser.new_context()
         context.add_cookies([{"name": "sessionid", "value": session, "url": live_server.url}])
         page = context.new_page()
@@ -74,7 +68,6 @@ def test_admin_report_chart_draws_from_the_vendored_library_without_csp_errors(
         )
         page.screenshot(path=str(tmp_path / "usage-report.png"), full_page=True)
         page.screenshot(path="/tmp/usage-report.png", full_page=True)
-        browser.close()
     assert datasets == [
         ["Requests", [0, 5, 1, 0]],
         ["Errors", [0, 0, 0, 0]],
