@@ -176,6 +176,18 @@ else:
 # diskcache's incr/add inside a SQLite transaction (atomic across processes).
 SILENCED_SYSTEM_CHECKS = ["django_ratelimit.W001"]
 
+# --- Limits store (keys.limits) ---------------------------------------------------------
+# "auto": the Redis lease store when REDIS_URL is set, else the database store. Leases grow
+# to at most FRACTION of a period's quota and MAX units (the bound on under-admission after a
+# crash, see docs/performance.md).
+MLAPI_LIMITS_STORE = os.environ.get("MLAPI_LIMITS_STORE", "auto")
+if MLAPI_LIMITS_STORE not in {"auto", "database", "redis"}:
+    raise ImproperlyConfigured("MLAPI_LIMITS_STORE must be auto, database or redis")
+if MLAPI_LIMITS_STORE == "redis" and not REDIS_URL:
+    raise ImproperlyConfigured("MLAPI_LIMITS_STORE=redis needs REDIS_URL")
+MLAPI_LIMITS_LEASE_FRACTION = env_float("MLAPI_LIMITS_LEASE_FRACTION", 0.001)
+MLAPI_LIMITS_LEASE_MAX = env_int("MLAPI_LIMITS_LEASE_MAX", 10_000)
+
 # --- Auth -------------------------------------------------------------------------------
 PASSWORD_HASHERS = [
     "django.contrib.auth.hashers.Argon2PasswordHasher",

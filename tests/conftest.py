@@ -151,7 +151,10 @@ def api_key(db) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_limit_state():
-    """Per-process key cache and Redis buckets start empty (SQLite reuses rolled-back ids)."""
+    """Per-process key cache and Redis limits (buckets, quota pools) start empty.
+
+    SQLite reuses rolled-back ids, and every run's test database starts its ids at 1 again.
+    """
     from keys import keycache
 
     keycache.clear()
@@ -161,9 +164,10 @@ def _fresh_limit_state():
 
         client = redis.Redis.from_url(url)
         try:
-            keys = list(client.scan_iter("mlapi:bucket:*", count=1000))
-            if keys:
-                client.delete(*keys)
+            for pattern in ("mlapi:bucket:*", "mlapi:pool:*", "mlapi:lease:*"):
+                keys = list(client.scan_iter(pattern, count=1000))
+                if keys:
+                    client.delete(*keys)
         finally:
             client.close()
     yield

@@ -1,4 +1,10 @@
-"""Rate (token bucket) and quota limits through a metered view: atomicity, refusals, headers."""
+"""Rate (token bucket) and quota limits through a metered view: atomicity, refusals, headers.
+
+Every test runs on every limits store (`store` fixture): the database store, the Redis lease
+store as a quiet subscription uses it (leases of exactly what a request needs), and the Redis
+lease store with large leases (`redis-pooled`: most admits served from the pool). The Redis
+variants need REDIS_URL (the services run); the database store runs on SQLite or PostgreSQL.
+"""
 
 from __future__ import annotations
 
@@ -10,15 +16,29 @@ import pytest
 from rest_framework.test import APIClient
 
 from keys import limits, services
-from keys.models import QuotaCounter
 from keys.principal import Principal
 from mlapi.exceptions import QUOTA_PROBLEM_TYPE
 from tests.factories import ApiKeyFactory
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.keys_metered_urls")]
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.urls("tests.keys_metered_urls"),
+    pytest.mark.usefixtures("store"),
+]
 METERED = "/api/v1/test/metered"
 INFO = "/api/v1/test/info"
 SLOW = {"rate": 0.001}  # no refill worth mentioning during a test
+
+
+@pytest.fixture(params=["database", "redis", "redis-pooled"])
+def store(request, settings) -> str:
+    """Run the test on one limits store (see the module docstring)."""
+    if request.param.startswith("redis"):
+        settings.REDIS_URL = request.getfixturevalue("redis_url")
+    settings.MLAPI_LIMITS_STORE = request.param.split("-")[0]
+    settings.MLAPI_LIMITS_LEASE_FRACTION = 0.5 if request.param == "redis-pooled" else 0.001
+    assert limits.get_store().name == settings.MLAPI_LIMITS_STORE
+    return request.param
 
 
 def client_for(subscription) -> APIClient:
@@ -28,9 +48,9 @@ def client_for(subscription) -> APIClient:
 
 
 def used(subscription) -> int:
-    return sum(
-        QuotaCounter.objects.filter(subscription=subscription).values_list("used", flat=True)
-    )
+    """Predictions delivered in the current period, as the store reports them."""
+    subscription.refresh_from_db()
+    return limits.quota_status(subscription=subscription).used
 
 
 def seconds_to_midnight() -> float:
@@ -200,9 +220,11 @@ def test_quota_periods_are_calendar_aligned_in_utc(period, at, start, end):
     )
 
 
-def test_an_unreachable_redis_bucket_is_503_and_uses_no_quota_then_resumes(
-    make_subscriber, settings
+def test_an_unreachable_redis_store_is_503_and_uses_no_quota_then_resumes(
+    make_subscriber, settings, store
 ):
+    if store == "database":
+        pytest.skip("the database store does not use Redis")
     subscription = make_subscriber(quota=10)
     client = client_for(subscription)
     good = settings.REDIS_URL
@@ -221,38 +243,48 @@ def principal_for(subscription) -> Principal:
     return Principal.for_subscription(subscription)
 
 
-def test_database_bucket_refills_at_the_rate_up_to_the_burst(make_subscriber, settings):
-    from keys import limits_db
+def test_database_bucket_refills_at_the_rate_up_to_the_burst(make_subscriber):
+    from keys.limits import database
 
-    settings.REDIS_URL = ""
     subscription = make_subscriber(rate=2.0, burst=4)
     now = time.time()
     take = dict(subscription_id=subscription.pk, rate=2.0, burst=4)
-    results = [limits_db.take_token(**take, now=now).allowed for _ in range(5)]
+    results = [database.take_token(**take, now=now) is not None for _ in range(5)]
     assert results == [True, True, True, True, False]
-    assert limits_db.take_token(**take, now=now + 0.49).allowed is False
-    assert limits_db.take_token(**take, now=now + 0.5).allowed is True  # 0.5 s x 2/s = 1
-    assert limits_db.peek_tokens(**take, now=now + 1000) == 4.0  # capped at the burst
+    assert database.take_token(**take, now=now + 0.49) is None
+    assert database.take_token(**take, now=now + 0.5) is not None  # 0.5 s x 2/s = 1
+    assert database.peek_tokens(**take, now=now + 1000) == 4.0  # capped at the burst
 
 
 def test_database_bucket_never_refills_when_a_clock_runs_backwards(make_subscriber):
-    from keys import limits_db
+    from keys.limits import database
 
     subscription = make_subscriber(rate=10.0, burst=2)
     take = dict(subscription_id=subscription.pk, rate=10.0, burst=2)
     now = time.time()
-    assert limits_db.take_token(**take, now=now).allowed
-    assert limits_db.take_token(**take, now=now).allowed
-    assert not limits_db.take_token(**take, now=now - 5).allowed
-    assert not limits_db.take_token(**take, now=now + 0.05).allowed  # 0.5 token, not more
+    assert database.take_token(**take, now=now) is not None
+    assert database.take_token(**take, now=now) is not None
+    assert database.take_token(**take, now=now - 5) is None
+    assert database.take_token(**take, now=now + 0.05) is None  # 0.5 token, not more
 
 
-@pytest.mark.services
-def test_redis_bucket_refills_at_the_rate_up_to_the_burst(make_subscriber, redis_url, settings):
-    from keys import limits_redis
+def test_the_bucket_refills_at_the_rate_up_to_the_burst_in_every_store(make_subscriber):
+    principal = principal_for(make_subscriber(rate=0.001, burst=3))
+    for _ in range(3):
+        limits.take_token(principal=principal)
+    with pytest.raises(limits.RateLimited) as refused:
+        limits.take_token(principal=principal)
+    assert 0 <= refused.value.state.tokens < 1
+    assert 0 <= limits.peek(principal=principal).tokens < 1
 
-    settings.REDIS_URL = redis_url
-    subscription = make_subscriber(rate=0.001, burst=3)
-    take = dict(subscription_id=subscription.pk, rate=0.001, burst=3)
-    assert [limits_redis.take_token(**take).allowed for _ in range(4)] == [True, True, True, False]
-    assert 0 <= limits_redis.peek_tokens(**take) < 1
+
+def test_a_batch_consumes_quota_without_a_token_and_refunds_it(make_subscriber):
+    subscription = make_subscriber(quota=10, burst=1, rate=0.001)
+    principal = principal_for(subscription)
+    limits.admit(principal=principal, units=2)  # the only token
+    start = limits.consume_quota(principal=principal, units=8)
+    assert used(subscription) == 10
+    with pytest.raises(limits.QuotaExceeded):
+        limits.consume_quota(principal=principal, units=1)
+    limits.refund(principal=principal, units=8, period_start=start)
+    assert used(subscription) == 2

@@ -35,6 +35,11 @@ def used(principal: Principal) -> int:
     )
 
 
+@pytest.fixture(autouse=True)
+def _database_store(settings):
+    settings.MLAPI_LIMITS_STORE = "database"
+
+
 def test_direct_path_is_taken_in_autocommit_and_commits(make_subscriber):
     principal = principal_for(make_subscriber, quota=10)
     assert connection.get_autocommit()

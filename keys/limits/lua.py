@@ -1,0 +1,156 @@
+"""The Redis side of the lease store: Lua scripts, each one atomic step on the server.
+
+Keys:
+* `mlapi:bucket:<subscription>`: the token bucket `{tokens, ts}` (Redis' own clock, `TIME`).
+* `mlapi:pool:<run_id>:<subscription>:<period start>:<plan quota>`: the pool of quota units
+  leased durably from the database and not yet used: `{units, out, limit, size, at, busy,
+  busy_until}`. `<run_id>` is read by the script itself from `INFO server` on the server that
+  runs it, so a pool only ever exists in the Redis process that received its leases: after a
+  restart (persistence off, or an older RDB/AOF restored) or a failover to a replica, the
+  server has a new run_id and every older pool is ignored (its units are lost: under-admission,
+  bounded, see docs/performance.md), never reused.
+* `mlapi:lease:<run_id>:<lease id>`: marks a lease as deposited, so a deposit is applied once.
+
+Replies are arrays `{code, tokens, units, out, limit, lease, size, at, now}`; floats travel as
+strings (a Lua number in a reply is truncated to an integer).
+"""
+
+from __future__ import annotations
+
+ADMITTED, RATE_LIMITED, NEED_UNITS, QUOTA_EXCEEDED = 1, 0, 2, 3
+
+_PRELUDE = """
+local function run_id()
+  return string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+end
+local function clock()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) + tonumber(t[2]) / 1000000
+end
+local function refilled(key, rate, burst, now)
+  local s = redis.call('HMGET', key, 'tokens', 'ts')
+  local tokens, ts = tonumber(s[1]), tonumber(s[2])
+  if tokens == nil or ts == nil then return burst end
+  return math.min(burst, tokens + math.max(0, now - ts) * rate)
+end
+local function save_bucket(key, tokens, now, rate, burst)
+  redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
+  redis.call('EXPIRE', key, math.ceil((burst - tokens) / rate) + 1)
+end
+local function reply(code, tokens, units, p, lease, now)
+  return {code, tostring(tokens), units, p[2] or '-1', p[3] or '-1', lease,
+          tonumber(p[4]) or 1, p[5] or '0', tostring(now)}
+end
+local function claim(pool, p, token, ttl, now)
+  if (tonumber(p[6]) or 0) > now then return 0 end
+  redis.call('HSET', pool, 'busy', token, 'busy_until', tostring(now + ttl))
+  if redis.call('TTL', pool) < 0 then redis.call('EXPIRE', pool, 3600) end
+  return 1
+end
+local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until'}
+"""
+
+# KEYS: bucket. ARGV: rate, burst, units, pool suffix, leaser token, busy ttl.
+# Token first (none: RATE_LIMITED, no quota touched); then `units` from the pool or, when the
+# pool is short, NEED_UNITS with the token not taken and lease=1 if this caller may lease.
+# An admitted caller gets lease=1 when the pool ran below half a lease and nobody is leasing.
+ADMIT = (
+    _PRELUDE
+    + """
+local rate, burst, units = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = clock()
+local pool = 'mlapi:pool:' .. run_id() .. ':' .. ARGV[4]
+local p = redis.call('HMGET', pool, unpack(FIELDS))
+local avail = tonumber(p[1]) or 0
+local tokens = refilled(KEYS[1], rate, burst, now)
+if tokens < 1 then return reply(0, tokens, avail, p, 0, now) end
+if units > avail then
+  return reply(2, tokens, avail, p, claim(pool, p, ARGV[5], tonumber(ARGV[6]), now), now)
+end
+tokens = tokens - 1
+save_bucket(KEYS[1], tokens, now, rate, burst)
+local lease = 0
+if units > 0 then
+  avail = redis.call('HINCRBY', pool, 'units', -units)
+  local size = tonumber(p[4]) or 1
+  if size > 1 and avail * 2 < size then
+    lease = claim(pool, p, ARGV[5], tonumber(ARGV[6]), now)
+  end
+end
+return reply(1, tokens, avail, p, lease, now)
+"""
+)
+
+# KEYS: bucket. ARGV: rate, burst, units, pool suffix, leaser token, lease id, granted, out,
+# limit, size, final, pool ttl. Adds a lease to the pool (once per lease id), releases the
+# leaser's claim, then admits `units` as ADMIT does (units=0: deposit only). `final` says the
+# database had no more: then a pool still short is QUOTA_EXCEEDED (token taken), else
+# NEED_UNITS (others used the deposit first; the caller tries again).
+DEPOSIT = (
+    _PRELUDE
+    + """
+local rate, burst, units = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
+local now = clock()
+local run = run_id()
+local pool = 'mlapi:pool:' .. run .. ':' .. ARGV[4]
+local granted = tonumber(ARGV[7])
+if granted > 0 and redis.call('SET', 'mlapi:lease:' .. run .. ':' .. ARGV[6], '1', 'NX',
+                              'EX', 86400) then
+  redis.call('HINCRBY', pool, 'units', granted)
+end
+if tonumber(ARGV[8]) >= (tonumber(redis.call('HGET', pool, 'out')) or -1) then
+  redis.call('HSET', pool, 'out', ARGV[8], 'limit', ARGV[9])
+end
+redis.call('HSET', pool, 'size', ARGV[10], 'at', tostring(now))
+if redis.call('HGET', pool, 'busy') == ARGV[5] then
+  redis.call('HDEL', pool, 'busy', 'busy_until')
+end
+redis.call('EXPIRE', pool, tonumber(ARGV[12]))
+local p = redis.call('HMGET', pool, unpack(FIELDS))
+local avail = tonumber(p[1]) or 0
+if units == 0 then return reply(1, -1, avail, p, 0, now) end
+local tokens = refilled(KEYS[1], rate, burst, now)
+if tokens < 1 then return reply(0, tokens, avail, p, 0, now) end
+if units > avail and ARGV[11] ~= '1' then return reply(2, tokens, avail, p, 0, now) end
+tokens = tokens - 1
+save_bucket(KEYS[1], tokens, now, rate, burst)
+if units > avail then return reply(3, tokens, avail, p, 0, now) end
+avail = redis.call('HINCRBY', pool, 'units', -units)
+return reply(1, tokens, avail, p, 0, now)
+"""
+)
+
+# KEYS: bucket. ARGV: rate, burst, pool suffix, leaser token. Gives up a claim to lease
+# (the lease failed) and reports the state, consuming nothing.
+RELEASE = (
+    _PRELUDE
+    + """
+local now = clock()
+local pool = 'mlapi:pool:' .. run_id() .. ':' .. ARGV[3]
+if redis.call('HGET', pool, 'busy') == ARGV[4] then
+  redis.call('HDEL', pool, 'busy', 'busy_until')
+end
+local p = redis.call('HMGET', pool, unpack(FIELDS))
+local tokens = refilled(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
+return reply(1, tokens, tonumber(p[1]) or 0, p, 0, now)
+"""
+)
+
+# ARGV: pool suffix, units. A refund goes back into the pool if this server has one (1), else
+# the caller gives it back to the database (0).
+REFUND = """
+local pool = 'mlapi:pool:' .. string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+             .. ':' .. ARGV[1]
+if redis.call('EXISTS', pool) == 0 then return 0 end
+redis.call('HINCRBY', pool, 'units', tonumber(ARGV[2]))
+return 1
+"""
+
+# ARGV: pool suffix. Takes every unit out of the pool (they go back to the database).
+DRAIN = """
+local pool = 'mlapi:pool:' .. string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+             .. ':' .. ARGV[1]
+local n = tonumber(redis.call('HGET', pool, 'units')) or 0
+if n > 0 then redis.call('HINCRBY', pool, 'units', -n) end
+return n
+"""

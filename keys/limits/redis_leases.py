@@ -1,0 +1,248 @@
+"""The lease store: exact quotas at Redis speed, with the database as the only authority.
+
+A request's admit is one Lua script in Redis: a token from the bucket and its units from the
+subscription's pool, atomically. The pool holds units *leased* from the database: a lease
+adds them to `QuotaCounter.used` in a durable commit (keys.limits.leases) before they are
+deposited, so the database always counts at least what was delivered, whatever crashes.
+One lease in flight per pool (a claim in the pool, with a deadline); others wait for its
+deposit. Lease sizes adapt: doubled while leases come less than a second apart, halved when
+they are rare, capped at `MLAPI_LIMITS_LEASE_FRACTION` of the quota and `MLAPI_LIMITS_LEASE_MAX`;
+a quiet subscription leases exactly what each request needs. A pool is shared by every node
+and process, so the last units of a period are never stranded in one of them.
+See keys.limits.lua for the keys, docs/performance.md for the invariants and their tests.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import redis
+from django.db import DatabaseError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from keys.limits import database, leases, lua
+from keys.limits.base import Limits, LimitsStore, Outcome, Step
+from mlapi.exceptions import ServiceUnavailable
+
+BUCKET_KEY = "mlapi:bucket:{}"
+CLAIM_TTL_S = 2.0  # a leaser that died frees its claim after this
+WAIT_S = 5.0  # how long a request waits for someone else's lease before a 503
+POLL_S = 0.002
+GROW_BELOW_S, SHRINK_ABOVE_S = 1.0, 10.0
+OUTCOMES = {
+    lua.ADMITTED: Outcome.ADMITTED,
+    lua.RATE_LIMITED: Outcome.RATE_LIMITED,
+    lua.QUOTA_EXCEEDED: Outcome.QUOTA_EXCEEDED,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A script's reply (see keys.limits.lua)."""
+
+    code: int
+    tokens: float
+    units: int  # in the pool, after the step
+    out: int  # QuotaCounter.used as of the pool's last lease (-1: never leased)
+    limit: int  # quota + extension as of that lease
+    lease: bool  # this caller holds the claim to lease
+    size: int
+    at: float
+    now: float
+
+    @classmethod
+    def parse(cls, raw) -> Reply:
+        code, tokens, units, out, limit, claim, size, at, now = raw
+        return cls(
+            int(code), float(tokens), int(units), int(out), int(limit), bool(int(claim)),
+            int(size), float(at), float(now),
+        )  # fmt: skip
+
+
+class RedisLeaseStore(LimitsStore):
+    """Bucket and pools in Redis (`url`), leases from the database (see module docstring)."""
+
+    name = "redis"
+
+    def __init__(self, url: str, *, lease_fraction: float, lease_max: int) -> None:
+        self.url, self.lease_fraction, self.lease_max = url, lease_fraction, lease_max
+        self._lock = threading.Lock()
+        self._client: redis.Redis | None = None
+        self._scripts: dict = {}
+
+    # --- the interface ---------------------------------------------------------------------
+
+    def admit(self, limits: Limits, *, units: int, now: float) -> Step:
+        token = secrets.token_hex(8)
+        deadline = time.monotonic() + WAIT_S
+        while True:
+            reply = self._call("admit", limits, units, token, CLAIM_TTL_S)
+            if reply.code == lua.NEED_UNITS and reply.lease:
+                reply = self._lease_and_admit(limits, units, reply, token)
+            elif reply.code == lua.ADMITTED and reply.lease:
+                self._lease_ahead(limits, reply, token)
+            if reply.code != lua.NEED_UNITS:
+                return self._step(limits, reply, OUTCOMES[reply.code])
+            if time.monotonic() > deadline:
+                raise _unavailable(None)
+            time.sleep(POLL_S)  # another request is leasing for this pool: wait for it
+
+    def consume(self, limits: Limits, *, units: int) -> Step:
+        """In the database, in the caller's transaction; a short database takes the pool back."""
+        args = dict(
+            subscription_id=limits.subscription_id,
+            period_start=limits.period_start,
+            units=units,
+            quota=limits.quota,
+        )
+        ok, used, extension = database.consume_quota(**args)
+        if not ok:
+            drained = int(self._run("drain", [], [self._suffix(limits)]))
+            if drained:
+                leases.give_back(
+                    subscription_id=limits.subscription_id,
+                    period_start=limits.period_start,
+                    units=drained,
+                )
+                ok, used, extension = database.consume_quota(**args)
+        outcome = Outcome.ADMITTED if ok else Outcome.QUOTA_EXCEEDED
+        return Step(outcome, float(limits.burst), used, extension)
+
+    def refund(self, limits: Limits, *, units: int, period_start: datetime) -> None:
+        if period_start == limits.period_start:
+            try:
+                if int(self._run("refund", [], [self._suffix(limits), units])):
+                    return
+            except ServiceUnavailable:
+                pass  # the database takes it back
+        leases.give_back(
+            subscription_id=limits.subscription_id, period_start=period_start, units=units
+        )
+
+    def peek(self, limits: Limits, *, now: float) -> Step:
+        """Without Redis, the database's count (an upper bound: pooled units count as used)."""
+        try:
+            reply = self._call("release", limits, None, "-", None)
+            tokens, pooled = reply.tokens, reply.units
+        except ServiceUnavailable:
+            tokens, pooled = 0.0, 0
+        used, extension = database.read_quota(
+            subscription_id=limits.subscription_id, period_start=limits.period_start
+        )
+        return Step(Outcome.ADMITTED, tokens, max(0, used - pooled), extension)
+
+    def close(self) -> None:
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+            self._client, self._scripts = None, {}
+
+    # --- leases ----------------------------------------------------------------------------
+
+    def _lease_and_admit(self, limits: Limits, units: int, reply: Reply, token: str) -> Reply:
+        """Lease what this request lacks (and more, per the lease size), deposit, admit."""
+        need = units - reply.units
+        size = self._next_size(limits, reply)
+        grant = self._lease(limits, reply, token, need=need, want=max(need, size))
+        return self._deposit(limits, units, grant, size, token, final=grant.units == 0)
+
+    def _lease_ahead(self, limits: Limits, reply: Reply, token: str) -> None:
+        """Refill the pool before it runs dry (this request is admitted already)."""
+        size = self._next_size(limits, reply)
+        try:
+            grant = self._lease(limits, reply, token, need=1, want=size)
+            self._deposit(limits, 0, grant, size, token, final=False)
+        except ServiceUnavailable:
+            pass  # the pool still serves; the next request that finds it short leases
+
+    def _lease(self, limits: Limits, reply: Reply, token: str, *, need: int, want: int):
+        try:
+            return leases.lease(
+                subscription_id=limits.subscription_id,
+                period_start=limits.period_start,
+                quota=limits.quota,
+                need=need,
+                want=want,
+            )
+        except DatabaseError as exc:
+            self._call("release", limits, None, token, None)
+            raise _unavailable(exc) from exc
+
+    def _deposit(self, limits, units, grant, size, token, *, final: bool) -> Reply:
+        args = [
+            limits.rate, limits.burst, units, self._suffix(limits), token, secrets.token_hex(8),
+            grant.units, grant.used, limits.quota + grant.extension, size, int(final),
+            self._pool_ttl(limits),
+        ]  # fmt: skip
+        return Reply.parse(self._run("deposit", [BUCKET_KEY.format(limits.subscription_id)], args))
+
+    def _next_size(self, limits: Limits, reply: Reply) -> int:
+        size = max(1, reply.size)
+        if reply.out >= 0 and reply.now - reply.at < GROW_BELOW_S:
+            size *= 2
+        elif reply.now - reply.at > SHRINK_ABOVE_S:
+            size = max(1, size // 2)
+        return max(1, min(size, self.lease_max, int(limits.quota * self.lease_fraction)))
+
+    # --- Redis -----------------------------------------------------------------------------
+
+    def _step(self, limits: Limits, reply: Reply, outcome: Outcome) -> Step:
+        if reply.out < 0:  # no lease yet in this pool: the database has the figures
+            used, extension = database.read_quota(
+                subscription_id=limits.subscription_id, period_start=limits.period_start
+            )
+            return Step(outcome, reply.tokens, max(0, used - reply.units), extension)
+        used = max(0, reply.out - reply.units)
+        return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota))
+
+    def _call(self, script: str, limits: Limits, units, token: str, ttl) -> Reply:
+        head = [limits.rate, limits.burst]
+        args = head + ([] if units is None else [units]) + [self._suffix(limits), token]
+        if ttl is not None:
+            args.append(ttl)
+        raw = self._run(script, [BUCKET_KEY.format(limits.subscription_id)], args)
+        return Reply.parse(raw)
+
+    def _run(self, script: str, keys: list, args: list):
+        try:
+            return self._script(script)(keys=keys, args=args)
+        except redis.RedisError as exc:
+            raise _unavailable(exc) from exc
+
+    def _script(self, name: str):
+        scripts = self._scripts
+        if not scripts:
+            with self._lock:
+                if not self._scripts:
+                    self._client = redis.Redis.from_url(
+                        self.url,
+                        socket_timeout=1.0,
+                        socket_connect_timeout=1.0,
+                        health_check_interval=30,
+                        retry=Retry(NoBackoff(), 0),  # scripts are not all idempotent
+                    )
+                    self._scripts = {
+                        key: self._client.register_script(getattr(lua, key.upper()))
+                        for key in ("admit", "deposit", "release", "refund", "drain")
+                    }
+                scripts = self._scripts
+        return scripts[name]
+
+    @staticmethod
+    def _suffix(limits: Limits) -> str:
+        return f"{limits.subscription_id}:{int(limits.period_start.timestamp())}:{limits.quota}"
+
+    @staticmethod
+    def _pool_ttl(limits: Limits) -> int:
+        return max(60, int(limits.period_end.timestamp() - time.time()) + 3600)
+
+
+def _unavailable(exc: Exception | None) -> ServiceUnavailable:
+    return ServiceUnavailable(
+        "The limits store is unavailable; try again shortly.", headers={"Retry-After": "1"}
+    )
