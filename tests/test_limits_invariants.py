@@ -1,0 +1,228 @@
+"""The Redis lease store's invariants against a private redis-server that the tests restart.
+
+PostgreSQL (the services run's test database) holds the counters; each test runs its own
+redis-server on a free port so it can kill it, restore an older snapshot, or promote a replica
+that lags behind. After every fault the subscription keeps spending until refused, and:
+* never one unit over the quota (plus extension) is admitted (invariants a, c);
+* the database counter is never reset and, once exhausted, equals the quota;
+* what a fault strands (pool units, a lease that never reached the pool) is at most what the
+  pool held or one lease: under-admission bounded as docs/performance.md says (f).
+"""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+
+from bench.stores import PrivateRedis, redis_available
+from keys import limits, services
+from keys.limits import leases
+from keys.models import QuotaCounter
+from keys.principal import Principal
+
+pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
+QUOTA = 2000
+FRACTION = 0.05  # leases of up to 100 units: most admits come from the pool
+
+
+@pytest.fixture
+def private_redis(postgres_url, redis_url, settings):
+    if not redis_available():
+        pytest.fail("redis-server is not installed")
+    server = PrivateRedis().start()
+    settings.REDIS_URL = server.url()
+    settings.MLAPI_LIMITS_STORE = "redis"
+    settings.MLAPI_LIMITS_LEASE_FRACTION = FRACTION
+    yield server
+    limits.get_store().close()
+    server.close()
+
+
+def principal_for(make_subscriber, quota: int = QUOTA) -> Principal:
+    return Principal.for_subscription(
+        make_subscriber(quota=quota, rate=1e6, burst=10**9, quota_period="month")
+    )
+
+
+def spend(principal: Principal, *, limit: int | None = None, threads: int = 1) -> int:
+    """Admit 1-unit requests until refused (or `limit` delivered); the units delivered."""
+    delivered = [0] * threads
+
+    def run(i: int) -> None:
+        try:
+            while limit is None or sum(delivered) < limit:
+                try:
+                    limits.admit(principal=principal, units=1)
+                except limits.QuotaExceeded:
+                    return
+                delivered[i] += 1
+        finally:
+            if threads > 1:
+                connection.close()  # this thread's own connection
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return sum(delivered)
+
+
+def pooled(server: PrivateRedis) -> dict[bytes, int]:
+    client = server.client()
+    return {k: int(client.hget(k, "units") or 0) for k in client.scan_iter("mlapi:pool:*")}
+
+
+def counter(principal: Principal) -> int:
+    return QuotaCounter.objects.get(subscription_id=principal.subscription_id).used
+
+
+def test_pooled_admits_are_exact_and_leave_nothing_stranded(private_redis, make_subscriber):
+    principal = principal_for(make_subscriber)
+    delivered = spend(principal, threads=8)
+    assert delivered == QUOTA == counter(principal)
+    assert sum(pooled(private_redis).values()) == 0
+    assert limits.quota_status(subscription=_sub(principal)).remaining == 0
+
+
+def test_a_redis_restart_without_persistence_never_resets_the_quota(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber)
+    before = spend(principal, limit=500)
+    stranded = sum(pooled(private_redis).values())
+    assert stranded > 0  # the test means something: units were in the pool
+    old_run = private_redis.run_id()
+    private_redis.stop()
+    private_redis.start()
+    assert private_redis.run_id() != old_run
+    after = spend(principal)
+    assert before + after == QUOTA - stranded  # the pool's units are lost, never reused
+    assert counter(principal) == QUOTA
+
+
+def test_an_older_snapshot_restored_never_hands_out_its_pool_again(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber)
+    first = spend(principal, limit=300)
+    private_redis.save()  # a snapshot with a full-ish pool: what an old RDB/AOF holds
+    snapshot = pooled(private_redis)
+    second = spend(principal, limit=600)
+    stranded = sum(pooled(private_redis).values())
+    private_redis.stop()
+    private_redis.start(load_rdb=True)
+    assert pooled(private_redis) == snapshot and sum(snapshot.values()) > 0  # restored, stale
+    rest = spend(principal)
+    assert first + second + rest == QUOTA - stranded
+    assert counter(principal) == QUOTA
+
+
+def test_a_lagging_replica_promoted_never_hands_out_the_masters_pool(
+    private_redis, make_subscriber, settings
+):
+    principal = principal_for(make_subscriber)
+    replica = PrivateRedis(replica_of=private_redis.port).start()
+    try:
+        first = spend(principal, limit=300)
+        _wait_replicated(private_redis, replica)
+        replica.client().replicaof("NO", "ONE")  # it stops following here: it will lag
+        second = spend(principal, limit=300)
+        stranded = sum(pooled(private_redis).values())
+        assert sum(pooled(replica).values()) > 0  # the replica holds an older, fuller pool
+        private_redis.stop()
+        limits.get_store().close()
+        settings.REDIS_URL = replica.url()  # failover: every client now talks to the replica
+        rest = spend(principal)
+    finally:
+        limits.get_store().close()
+        replica.close()
+    assert first + second + rest == QUOTA - stranded
+    assert counter(principal) == QUOTA
+
+
+def test_a_leaser_that_dies_before_depositing_strands_one_lease_and_never_over_admits(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber)
+    first = spend(principal, limit=200)
+    start = limits.period_bounds("month", _now())[0]
+    # What a web worker SIGKILLed between its durable lease and the deposit leaves behind:
+    orphan = leases.lease(
+        subscription_id=principal.subscription_id,
+        period_start=start,
+        quota=QUOTA,
+        need=1,
+        want=int(QUOTA * FRACTION),
+    )
+    assert orphan.units == QUOTA * FRACTION
+    rest = spend(principal, threads=4)
+    assert first + rest == QUOTA - orphan.units
+    assert counter(principal) == QUOTA
+
+
+def test_an_extension_granted_while_units_are_pooled_is_delivered_exactly(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber)
+    first = spend(principal, limit=1000)
+    services.grant_quota_extension(subscription=_sub(principal), units=150)
+    rest = spend(principal, threads=4)
+    assert first + rest == QUOTA + 150 == counter(principal)
+
+
+def test_refunds_return_to_the_pool_and_batches_take_the_pool_back(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber, quota=1000)
+    delivered = spend(principal, limit=400)
+    state = limits.admit(principal=principal, units=5)
+    limits.refund(principal=principal, units=5, period_start=state.period_start)
+    assert limits.quota_status(subscription=_sub(principal)).used == delivered
+    assert sum(pooled(private_redis).values()) > 0
+    # A batch that needs all that is left: the pool's units go back to the database for it.
+    limits.consume_quota(principal=principal, units=1000 - delivered)
+    assert sum(pooled(private_redis).values()) == 0
+    with pytest.raises(limits.QuotaExceeded):
+        limits.admit(principal=principal, units=1)
+    assert counter(principal) == 1000
+
+
+def test_redis_unreachable_is_503_and_the_store_recovers_by_itself(
+    private_redis, make_subscriber
+):
+    from mlapi.exceptions import ServiceUnavailable
+
+    principal = principal_for(make_subscriber)
+    first = spend(principal, limit=100)
+    stranded = sum(pooled(private_redis).values())
+    private_redis.stop()
+    with pytest.raises(ServiceUnavailable):
+        limits.admit(principal=principal, units=1)
+    private_redis.start()
+    assert first + spend(principal) == QUOTA - stranded
+
+
+def _sub(principal: Principal):
+    from keys.models import Subscription
+
+    return Subscription.objects.select_related("plan").get(pk=principal.subscription_id)
+
+
+def _now():
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC)
+
+
+def _wait_replicated(master: PrivateRedis, replica: PrivateRedis) -> None:
+    import time
+
+    want = pooled(master)
+    for _ in range(200):
+        if pooled(replica) == want and want:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the replica did not catch up")
