@@ -145,7 +145,7 @@ class PrivateRedis:
     def _answers(self) -> bool:
         try:
             return bool(self.client().ping())
-        except Exception:  # noqa: BLE001 - not up yet
+        except Exception:  # not up yet
             return False
 
     def run_id(self) -> str:

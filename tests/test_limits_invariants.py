@@ -87,9 +87,7 @@ def test_pooled_admits_are_exact_and_leave_nothing_stranded(private_redis, make_
     assert limits.quota_status(subscription=_sub(principal)).remaining == 0
 
 
-def test_a_redis_restart_without_persistence_never_resets_the_quota(
-    private_redis, make_subscriber
-):
+def test_a_redis_restart_without_persistence_never_resets_the_quota(private_redis, make_subscriber):
     principal = principal_for(make_subscriber)
     before = spend(principal, limit=500)
     stranded = sum(pooled(private_redis).values())
@@ -103,9 +101,7 @@ def test_a_redis_restart_without_persistence_never_resets_the_quota(
     assert counter(principal) == QUOTA
 
 
-def test_an_older_snapshot_restored_never_hands_out_its_pool_again(
-    private_redis, make_subscriber
-):
+def test_an_older_snapshot_restored_never_hands_out_its_pool_again(private_redis, make_subscriber):
     principal = principal_for(make_subscriber)
     first = spend(principal, limit=300)
     private_redis.save()  # a snapshot with a full-ish pool: what an old RDB/AOF holds
@@ -173,9 +169,7 @@ def test_an_extension_granted_while_units_are_pooled_is_delivered_exactly(
     assert first + rest == QUOTA + 150 == counter(principal)
 
 
-def test_refunds_return_to_the_pool_and_batches_take_the_pool_back(
-    private_redis, make_subscriber
-):
+def test_refunds_return_to_the_pool_and_batches_take_the_pool_back(private_redis, make_subscriber):
     principal = principal_for(make_subscriber, quota=1000)
     delivered = spend(principal, limit=400)
     state = limits.admit(principal=principal, units=5)
@@ -190,9 +184,7 @@ def test_refunds_return_to_the_pool_and_batches_take_the_pool_back(
     assert counter(principal) == 1000
 
 
-def test_redis_unreachable_is_503_and_the_store_recovers_by_itself(
-    private_redis, make_subscriber
-):
+def test_redis_unreachable_is_503_and_the_store_recovers_by_itself(private_redis, make_subscriber):
     from mlapi.exceptions import ServiceUnavailable
 
     principal = principal_for(make_subscriber)
