@@ -17,6 +17,7 @@ GOAL_RATIO_BASELINE = 8.0
 GOAL_RATIO_FLOOR = 0.5
 GOAL_P99_MS = 30.0
 GOAL_RSS_MB = 250.0
+GOAL_WAL_SYNCS_PER_REQUEST = 0.1  # issue 12, the PostgreSQL + Redis layout
 
 
 def summarise(runs: list[dict]) -> dict:
@@ -50,7 +51,7 @@ def summarise(runs: list[dict]) -> dict:
     return {"cases": cases, "ratios": ratios}
 
 
-def check_goals(summary: dict, rss_mb: float | None) -> dict:
+def check_goals(summary: dict, rss_mb: float | None, wal: dict | None = None) -> dict:
     """Each goal of issue 7 with the measured value and whether it is met (None: not measured)."""
     at = summary["cases"].get(str(GOAL_CONNECTIONS), {})
     ratios = summary["ratios"].get(str(GOAL_CONNECTIONS), {})
@@ -65,7 +66,11 @@ def check_goals(summary: dict, rss_mb: float | None) -> dict:
         "p99(a) <= 30 ms": goal(a and a["p99_ms"], lambda v: v <= GOAL_P99_MS),
         "zero non-2xx (a)": goal(a and a["non_2xx"] + a["socket_errors"], lambda v: v == 0),
         "worker RSS <= 250 MB": goal(rss_mb, lambda v: v <= GOAL_RSS_MB),
-    }
+    } | ({"WAL syncs/request <= 0.1": goal(wal["per_request"], _wal_ok)} if wal is not None else {})
+
+
+def _wal_ok(value: float) -> bool:
+    return value <= GOAL_WAL_SYNCS_PER_REQUEST
 
 
 def format_table(result: dict) -> str:
@@ -90,6 +95,12 @@ def format_table(result: dict) -> str:
     if rss:
         lines.append(f"web worker RSS (MB, both demo models loaded): {rss}")
         lines.append("other CPU: cores used by processes outside the bench (median), 2 = all")
+    wal = result.get("wal")
+    if wal:
+        lines.append(
+            f"WAL syncs (pg_stat_wal) over all rounds: {wal['syncs']} for "
+            f"{wal['metered_requests']} metered requests = {wal['per_request']} per request"
+        )
     for name, goal in result.get("goals", {}).items():
         mark = {True: "met", False: "MISSED", None: "not measured"}[goal["met"]]
         lines.append(f"goal {name:<22} {goal['value']!s:>10}  {mark}")

@@ -1,7 +1,9 @@
 """`make bench`: metered predict vs the same server's floor vs the seed-001 baseline, with wrk.
 
-For each configuration (always "embedded": SQLite + diskcache + embedded broker, as `make run`;
-and "services": PostgreSQL + Redis, when DATABASE_URL and REDIS_URL are both set) it:
+For each configuration ("embedded": SQLite + diskcache + embedded broker, as `make run`; and
+"services": PostgreSQL + Redis, on a private cluster and redis-server the bench starts, or on
+DATABASE_URL/REDIS_URL with `--services urls`, in a fresh database with the emulated 5 ms WAL
+flush, `--commit-delay-us`) it:
 1. makes a fresh temp data dir, migrates, collects static files, runs `bootstrap_demo`, and
    provisions a subscriber on a plan whose limits never interfere (bench/provision.py);
 2. starts mlapi in production mode (DJANGO_DEBUG=0, generated secret, ALLOWED_HOSTS,
@@ -12,7 +14,8 @@ and "services": PostgreSQL + Redis, when DATABASE_URL and REDIS_URL are both set
    b) GET /healthz on the same server: the floor;
    c) POST /predict on the seed-001 baseline (bench/baseline_app.py, 2 uvicorn workers);
 4. reads one web worker's RSS after both demo models have served requests.
-It prints the medians, ratios a/b and a/c and issue 7's goals, and writes everything to
+For the services layout it also counts WAL flushes (pg_stat_wal) per metered request.
+It prints the medians, ratios a/b and a/c and issues 7's and 12's goals, and writes everything to
 bench/results/bench-<UTC time>.json.
 
 Usage: .venv/bin/python bench/run.py [--rounds 2] [--seconds 10] [--connections 1,16,64]
@@ -36,7 +39,7 @@ from pathlib import Path
 BENCH_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH_DIR.parent))
 
-from bench import cpu, loadgen, report, servers  # noqa: E402
+from bench import cpu, loadgen, report, servers, stores  # noqa: E402
 
 IRIS_ROW = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}
 HOUSE_ROW = {"property_type": "S", "old_new": "N", "duration": "F"}
@@ -53,7 +56,20 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--web-only", action="store_true", help="gunicorn without Celery")
     parser.add_argument("--skip-baseline", action="store_true")
     parser.add_argument("--extra-cases", action="store_true", help="also V2 infer, house-price")
-    parser.add_argument("--configs", default="", help="embedded,services (default: what is set)")
+    parser.add_argument("--configs", default="embedded,services", help="embedded,services")
+    parser.add_argument(
+        "--services",
+        choices=["auto", "private", "urls"],
+        default="auto",
+        help="services layout on a private PostgreSQL cluster + redis-server (clean pg_stat_wal), "
+        "or on DATABASE_URL/REDIS_URL; auto: private when the binaries exist",
+    )
+    parser.add_argument(
+        "--commit-delay-us",
+        type=int,
+        default=5000,
+        help="emulated WAL flush of the services database (commit_delay; 0: the disk's own)",
+    )
     parser.add_argument("--keep-data", action="store_true", help="keep the temp data dirs")
     parser.add_argument(
         "--quiet-wait", type=float, default=20, help="max s to wait for other load to settle"
@@ -133,7 +149,11 @@ def load_both_models(base: str, api_key: str) -> None:
 
 
 def measure(
-    cases: list[loadgen.Case], args: argparse.Namespace, config: str, our_pids: list[int]
+    cases: list[loadgen.Case],
+    args: argparse.Namespace,
+    config: str,
+    our_pids: list[int],
+    wal=None,
 ) -> list[dict]:
     """Alternate the cases (reversed every other round) at each connection count.
 
@@ -149,21 +169,27 @@ def measure(
             for case in order:
                 cpu.wait_for_quiet(our_pids, limit=args.quiet_limit, max_wait=args.quiet_wait)
                 meter = cpu.CpuMeter(our_pids)
+                syncs = wal() if wal else 0
                 figures = loadgen.run_case(case, connections=connections, seconds=args.seconds)
                 figures["other_cpu_cores"] = meter.stop()
+                if wal:  # lags: backends report WAL statistics lazily (the total is exact)
+                    figures["wal_syncs_during_run"] = wal() - syncs
                 figures.update(round=round_no, case=case.key, label=case.label)
                 runs.append(figures)
                 print(
                     f"[{config}] round {round_no} c={connections:<3} {case.key}) "
                     f"{figures['rps']:>8.1f} req/s  p50 {figures['p50_ms']:.2f} ms  "
                     f"p99 {figures['p99_ms']:.2f} ms  non-2xx {figures['non_2xx']}  "
-                    f"other CPU {figures['other_cpu_cores']:.2f} cores",
+                    + (f"WAL syncs {figures['wal_syncs_during_run']}  " if wal else "")
+                    + f"other CPU {figures['other_cpu_cores']:.2f} cores",
                     flush=True,
                 )
     return runs
 
 
-def run_config(config: str, services_env: dict, baseline, args, tmp_root: Path) -> dict:
+def run_config(
+    config: str, services_env: dict, baseline, args, tmp_root: Path, layout: dict | None = None
+) -> dict:
     """Prepare, start and measure one mlapi configuration; always stops its server."""
     data_dir = Path(tempfile.mkdtemp(prefix=f"{config}-", dir=tmp_root))
     env = servers.mlapi_env(data_dir, services=services_env)
@@ -177,7 +203,10 @@ def run_config(config: str, services_env: dict, baseline, args, tmp_root: Path) 
         for case in cases:
             preflight(case)
         our_pids = [server.proc.pid] + ([baseline.proc.pid] if baseline else [])
-        runs = measure(cases, args, config, our_pids)
+        syncs_before = stores.wal_syncs(layout["wal_url"]) if layout else None
+        wal = (lambda: stores.wal_syncs(layout["wal_url"])) if layout else None
+        runs = measure(cases, args, config, our_pids, wal)
+        wal = wal_per_request(layout, syncs_before, runs)
         load_both_models(server.base_url, info["api_key"])
         memory = [servers.memory_mb(pid) for pid in server.web_worker_pids()]
     finally:
@@ -185,8 +214,7 @@ def run_config(config: str, services_env: dict, baseline, args, tmp_root: Path) 
     summary = report.summarise(runs)
     worker_rss = max((m["rss"] for m in memory), default=None)
     description = (
-        ", ".join(f"{k}={v.split('@')[-1]}" for k, v in services_env.items())
-        or "SQLite + diskcache + embedded broker (make run defaults)"
+        layout["where"] if layout else "SQLite + diskcache + embedded broker (make run defaults)"
     )
     return {
         "config": config,
@@ -197,7 +225,27 @@ def run_config(config: str, services_env: dict, baseline, args, tmp_root: Path) 
         "summary": summary,
         "worker_rss_mb": worker_rss,
         "worker_memory_mb": memory,
-        "goals": report.check_goals(summary, worker_rss),
+        "wal": wal,
+        "goals": report.check_goals(summary, worker_rss, wal),
+    }
+
+
+def wal_per_request(layout: dict | None, before: int | None, runs: list[dict]) -> dict | None:
+    """WAL flushes (pg_stat_wal.wal_sync) over every round, per metered request (case a).
+
+    Read after an 11 s pause: backends report their WAL statistics lazily (idle ones within
+    10 s). The floor writes nothing, so every flush of the window is the metered path's or a
+    background writer's (usage records, Celery beat, autovacuum): all counted.
+    """
+    if layout is None:
+        return None
+    time.sleep(11)
+    syncs = stores.wal_syncs(layout["wal_url"]) - before
+    metered = sum(r["requests"] for r in runs if r["case"] == "a")
+    return {
+        "syncs": syncs,
+        "metered_requests": metered,
+        "per_request": round(syncs / metered, 4) if metered else None,
     }
 
 
@@ -221,21 +269,13 @@ def environment_info(args: argparse.Namespace) -> dict:
     }
 
 
-def selected_configs(args: argparse.Namespace) -> list[tuple[str, dict]]:
-    wanted = [c for c in args.configs.split(",") if c] or ["embedded", "services"]
-    configs = []
-    if "embedded" in wanted:
-        configs.append(("embedded", {}))
-    if "services" in wanted:
-        urls = {k: os.environ.get(k, "") for k in ("DATABASE_URL", "REDIS_URL")}
-        if all(urls.values()):
-            broker = os.environ.get("CELERY_BROKER_URL")
-            configs.append(
-                ("services", {**urls, **({"CELERY_BROKER_URL": broker} if broker else {})})
-            )
-        elif args.configs:
-            raise SystemExit("the services config needs DATABASE_URL and REDIS_URL")
-    return configs
+def services_mode(args: argparse.Namespace) -> str | None:
+    """How to run the services layout: "private", "urls", or None (cannot)."""
+    have_urls = all(os.environ.get(k) for k in ("DATABASE_URL", "REDIS_URL"))
+    private = stores.postgres_available() and stores.redis_available()
+    if args.services == "private" or (args.services == "auto" and private):
+        return "private" if private else None
+    return "urls" if have_urls else None
 
 
 def main(argv: list[str]) -> int:
@@ -250,17 +290,20 @@ def main(argv: list[str]) -> int:
     try:
         if not args.skip_baseline:
             baseline = servers.start_baseline(tmp_root)
-        for config, services_env in selected_configs(args):
+        for config in [c for c in args.configs.split(",") if c]:
             started = time.monotonic()
             with contextlib.ExitStack() as stack:
-                if services_env.get("DATABASE_URL", "").startswith(("postgres:", "postgresql:")):
-                    services_env = {
-                        **services_env,
-                        "DATABASE_URL": stack.enter_context(
-                            servers.fresh_postgres_database(services_env["DATABASE_URL"])
-                        ),
-                    }
-                outcome = run_config(config, services_env, baseline, args, tmp_root)
+                layout = None
+                if config == "services":
+                    mode = services_mode(args)
+                    if mode is None:
+                        print("[services] skipped: no PostgreSQL/Redis (binaries or URLs)")
+                        continue
+                    layout = stack.enter_context(
+                        stores.services_layout(mode=mode, delay_us=args.commit_delay_us)
+                    )
+                env = layout["env"] if layout else {}
+                outcome = run_config(config, env, baseline, args, tmp_root, layout)
             outcome["wall_seconds"] = round(time.monotonic() - started, 1)
             result["configs"].append(outcome)
     finally:

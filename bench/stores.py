@@ -9,6 +9,7 @@ The shared services of the machine are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pwd
 import shutil
@@ -16,6 +17,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 PG_BIN = Path(os.environ.get("MLAPI_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -171,3 +173,54 @@ class PrivateRedis:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+@contextlib.contextmanager
+def services_layout(*, mode: str, delay_us: int) -> Iterator[dict]:
+    """PostgreSQL + Redis for `make bench`: a fresh database (dropped afterwards) with the
+    emulated slow WAL flush, and Redis. Yields {"env", "wal_url", "where"}.
+
+    `mode` "private": a cluster and a redis-server of our own (pg_stat_wal counts only the
+    bench's own work); "urls": a database created beside DATABASE_URL and REDIS_URL as given
+    (on a shared server pg_stat_wal, which is cluster-wide, also counts others' commits).
+    """
+    from bench import servers
+
+    with contextlib.ExitStack() as stack:
+        if mode == "private":
+            pg = stack.enter_context(PrivatePostgres())
+            redis = stack.enter_context(PrivateRedis())
+            database_url, redis_url = pg.create_database("mlapi_bench"), redis.url()
+            where = f"private PostgreSQL :{pg.port} + private Redis :{redis.port}"
+        else:
+            database_url = stack.enter_context(
+                servers.fresh_postgres_database(os.environ["DATABASE_URL"])
+            )
+            redis_url = os.environ["REDIS_URL"]
+            where = f"{database_url.split('@')[-1]} + {redis_url.split('@')[-1]}"
+        slow_flush(database_url, delay_us)
+        env = {"DATABASE_URL": database_url, "REDIS_URL": redis_url}
+        if os.environ.get("CELERY_BROKER_URL"):
+            env["CELERY_BROKER_URL"] = os.environ["CELERY_BROKER_URL"]
+        if delay_us:
+            where += f", commit_delay {delay_us} us (emulated {delay_us / 1000:g} ms WAL flush)"
+        yield {"env": env, "wal_url": database_url, "where": where}
+
+
+def slow_flush(database_url: str, delay_us: int) -> None:
+    """Make every WAL flush of `database_url`'s sessions wait `delay_us` first, as a cloud
+    disk's flush does: `commit_delay` with `commit_siblings = 0` (new sessions only)."""
+    import psycopg
+
+    name = database_url.rsplit("/", 1)[-1]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(f'ALTER DATABASE "{name}" SET commit_delay = {int(delay_us)}')
+        conn.execute(f'ALTER DATABASE "{name}" SET commit_siblings = 0')
+
+
+def wal_syncs(database_url: str) -> int:
+    """`pg_stat_wal.wal_sync`: WAL flushes to disk so far, cluster-wide (PostgreSQL >= 14)."""
+    import psycopg
+
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        return int(conn.execute("SELECT wal_sync FROM pg_stat_wal").fetchone()[0])
