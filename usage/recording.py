@@ -90,7 +90,11 @@ class UsageBuffer:
                 drain_spool()
             except Exception as exc:  # noqa: BLE001 - the spool stays for the next flush
                 logger.warning("usage: spool replay failed (%s)", exc)
-            while self._events:
+            # Only what was queued when the flush began: under load, events keep arriving
+            # during each commit, and draining "until empty" wrote them in tiny batches, one
+            # durable commit each, back to back (issue 12: most WAL flushes on PostgreSQL).
+            target = len(self._events)
+            while self._events and written < target:
                 batch = self._take(settings.MLAPI_USAGE_FLUSH_SIZE * 4)
                 if not self._write_with_retry(batch, attempts=attempts):
                     self._events.extendleft(reversed(batch))
