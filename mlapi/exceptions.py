@@ -204,6 +204,25 @@ def _response_for_drf(exc: drf.APIException, path: str) -> HttpResponse:
     )
 
 
+def unavailable_store(exc: BaseException) -> str | None:
+    """Which store `exc` says is unreachable ("database", "cache", "broker"), else None.
+
+    Any code path may touch a store (sessions, the login limits in the cache, job submission on
+    the broker); an outage there is a 503, never a 500, wherever it surfaces.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
+        return "database"
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    if redis_exceptions is not None and isinstance(
+        exc, (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
+    ):
+        return "cache"
+    kombu_exceptions = sys.modules.get("kombu.exceptions")
+    if kombu_exceptions is not None and isinstance(exc, kombu_exceptions.OperationalError):
+        return "broker"
+    return None
+
+
 def response_for_exception(exc: BaseException, path: str) -> HttpResponse:
     """Map any exception to a contract error response; unexpected ones become a bare 500."""
     if isinstance(exc, DomainError):
@@ -230,13 +249,14 @@ def response_for_exception(exc: BaseException, path: str) -> HttpResponse:
         return problem_response(
             path=path, status=413, code="payload_too_large", detail="Request body is too large."
         )
-    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
-        logger.warning("database unavailable: %s", exc.__class__.__name__)
+    store = unavailable_store(exc)
+    if store is not None:
+        logger.warning("%s unavailable: %s", store, exc.__class__.__name__)
         return problem_response(
             path=path,
             status=503,
             code="service_unavailable",
-            detail="The database is unavailable; try again shortly.",
+            detail=f"The {store} is unavailable; try again shortly.",
             headers={"Retry-After": "1"},
         )
     logger.exception("unhandled error on %s", path)
@@ -286,14 +306,20 @@ UNAVAILABLE_PAGE = (
 )
 
 
+def store_outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 for an unreachable store: the contract's JSON on API paths, else a static page
+    that needs nothing (no template, no user), so rendering it cannot fail the same way."""
+    if request.path.startswith("/api/") or is_protocol_path(request.path):
+        return response_for_exception(exc, request.path)
+    logger.warning("%s unavailable: %s", unavailable_store(exc), exc.__class__.__name__)
+    return HttpResponse(UNAVAILABLE_PAGE, status=503, headers={"Retry-After": "1"})
+
+
 def server_error_view(request: HttpRequest) -> HttpResponse:
-    """handler500: never a trace; JSON on API paths; 503 when the database is unreachable."""
-    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        # Outside DRF (portal, admin, sessions): an outage, not a bug. A page that needs
-        # nothing (no template, no user) so that rendering it cannot fail the same way.
-        if request.path.startswith("/api/") or is_protocol_path(request.path):
-            return response_for_exception(sys.exc_info()[1], request.path)
-        return HttpResponse(UNAVAILABLE_PAGE, status=503, headers={"Retry-After": "1"})
+    """handler500: never a trace; JSON on API paths; 503 when a store is unreachable."""
+    exc = sys.exc_info()[1]
+    if exc is not None and unavailable_store(exc) is not None:
+        return store_outage_response(request, exc)  # an outage, not a bug
     if request.path.startswith("/api/") or is_protocol_path(request.path):
         return problem_response(
             path=request.path, status=500, code="internal_error", detail="Internal server error."

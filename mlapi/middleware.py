@@ -1,4 +1,4 @@
-"""Project-wide middleware: the body size limit, and the lean chain for data-plane routes."""
+"""Project-wide middleware: body size limit, store outages as 503s, the lean data-plane chain."""
 
 from collections.abc import Callable
 
@@ -8,7 +8,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
-from mlapi.exceptions import problem_response
+from mlapi.exceptions import problem_response, store_outage_response, unavailable_store
 
 UPLOAD_PATHS = ("/api/v1/jobs", "/admin/", "/portal/jobs")
 
@@ -47,6 +47,27 @@ class BodySizeLimitMiddleware:
                 ),
             )
         return self.get_response(request)
+
+
+class StoreOutageMiddleware:
+    """A view that hits an unreachable store (database, cache, broker) answers 503, not 500.
+
+    DRF views already map such errors in `mlapi.exceptions`; this covers the portal, the admin
+    and plain Django views, and keeps the log to one line (Django would log a traceback).
+    Errors raised inside other middleware (e.g. saving a session) reach handler500, which
+    answers the same 503.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if unavailable_store(exception) is None:
+            return None
+        return store_outage_response(request, exception)
 
 
 # Data-plane routes (API key or JWT, never a browser session): /api/v1/models..., Open Inference

@@ -102,6 +102,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "mlapi.middleware.StoreOutageMiddleware",  # last: sees the view's exceptions first
 ]
 
 ROOT_URLCONF = "mlapi.urls"
@@ -160,6 +161,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "mlapi",
+            # An unreachable Redis fails fast (-> 503), never holds a request for long.
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
         }
     }
 else:
