@@ -69,14 +69,23 @@ def worker_node_name() -> str:
     return os.environ.get("MLAPI_WORKER_NAME") or f"worker-{os.getpid()}@{socket.gethostname()}"
 
 
+def worker_queues() -> str:
+    """Queues the worker consumes: `MLAPI_WORKER_QUEUES` (comma-separated), else Celery's
+    default queue plus `MLAPI_JOB_QUEUE` when jobs are sent elsewhere ("" = Celery's default)."""
+    job_queue = os.environ.get("MLAPI_JOB_QUEUE", "")
+    return os.environ.get("MLAPI_WORKER_QUEUES") or (f"celery,{job_queue}" if job_queue else "")
+
+
 def _worker_command() -> list[str]:
     data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
+    queues = worker_queues()
     return [
         sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--beat",
         "-n", worker_node_name(),
         "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
         "--concurrency", os.environ.get("MLAPI_WORKER_CONCURRENCY", "1"),
         "--schedule", str(data_dir / "celerybeat-schedule"),
+        *(["-Q", queues] if queues else []),
     ]  # fmt: skip
 
 
