@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mlapi.envfile import load_env_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -40,9 +42,11 @@ def env_float(name: str, default: float) -> float:
 
 
 # --- Core -------------------------------------------------------------------------------
-DEBUG = env_bool("DJANGO_DEBUG", False)
 # Under pytest the suite runs with test-friendly defaults (fast hashes, its own data dir).
 TESTING = env_bool("MLAPI_TESTING", False) or "pytest" in sys.modules
+if not TESTING:  # `make setup`'s .env (mlapi/envfile.py); the process environment wins
+    load_env_file()
+DEBUG = env_bool("DJANGO_DEBUG", False)
 DATA_DIR = Path(
     os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / ("var/test" if TESTING else "var")
 ).resolve()
