@@ -93,6 +93,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mlapi.middleware.ErrorShapeMiddleware",  # Django's own HTML errors -> contract shapes
     "mlapi.middleware.BodySizeLimitMiddleware",
     "usage.middleware.UsageRecordingMiddleware",
     # Data-plane paths leave here for a lean chain (security + common only): mlapi/middleware.py
