@@ -19,6 +19,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
+from mlapi.request_id import current_request_id
+
 logger = logging.getLogger("mlapi")
 
 PROTOCOL_PREFIXES = ("/v2", "/v1/models/")
@@ -128,6 +130,9 @@ def problem_response(
             body["errors"] = errors
         body.update(extra or {})
         content_type = "application/problem+json"
+    request_id = current_request_id.get()
+    if request_id:  # quoted to support: the same id is in the logs and the usage record
+        body["request_id"] = request_id
     response = HttpResponse(orjson.dumps(body), status=status, content_type=content_type)
     response.error_code = code  # read by usage recording
     for name, value in (headers or {}).items():

@@ -93,6 +93,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mlapi.request_id.RequestIdMiddleware",  # X-Request-ID in, out, in problems, logs, usage
     "mlapi.middleware.ErrorShapeMiddleware",  # Django's own HTML errors -> contract shapes
     "mlapi.middleware.BodySizeLimitMiddleware",
     "usage.middleware.UsageRecordingMiddleware",
@@ -356,11 +357,25 @@ MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file
 
+# JSON lines in production (mlapi/logformat.py), readable text in debug; MLAPI_LOG_FORMAT wins.
+MLAPI_LOG_FORMAT = os.environ.get("MLAPI_LOG_FORMAT") or ("plain" if DEBUG else "json")
+if MLAPI_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("MLAPI_LOG_FORMAT must be 'json' or 'plain'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "mlapi.request_id.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "mlapi.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": MLAPI_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("MLAPI_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }
