@@ -330,6 +330,8 @@ CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "usage.tasks.prune_usage_records", "schedule": 3600.0},
     "expire-batch-jobs": {"task": "predictions.expire_batch_jobs", "schedule": 3600.0},
     "recover-orphaned-jobs": {"task": "predictions.recover_orphaned_jobs", "schedule": 60.0},
+    # mlapi_worker_heartbeat_timestamp_seconds, for the MlapiWorkerDown alert.
+    "worker-heartbeat": {"task": "mlapi.worker_heartbeat", "schedule": 15.0},
 }
 
 # --- mlapi ------------------------------------------------------------------------------
