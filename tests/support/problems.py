@@ -24,8 +24,8 @@ def assert_problem(
     response: Any,
     status: int,
     code: str | None = None,
-    *,
     field: str | None = None,
+    *,
     protocol: bool | None = None,
 ) -> dict:
     """Assert `response` is a contract error: problem+json under /api/ (type, title, status,
@@ -42,6 +42,7 @@ def assert_problem(
     if protocol:
         assert content_type.startswith("application/json"), content_type
         assert isinstance(body.get("error"), str) and body["error"], body
+        assert "type" not in body, body  # the protocol's shape, not a problem document
     else:
         assert content_type.startswith("application/problem+json"), content_type
         assert body["status"] == status, body
