@@ -187,7 +187,9 @@ class Store:
         self.relay: Relay | None = None
 
     def server_env(self) -> dict[str, str]:
-        env = {"MLAPI_TRUSTED_PROXY_HOPS": "1", "MLAPI_JOB_QUEUE": "failure-matrix"}
+        # The embedded broker (a file in the data dir) unless the broker is the store under
+        # test: submitted jobs never reach a shared RabbitMQ that no worker here consumes.
+        env = {"MLAPI_TRUSTED_PROXY_HOPS": "1", "CELERY_BROKER_URL": ""}
         if self.name == "database":
             url = database_url()
             if not url.startswith("postgres"):
