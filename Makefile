@@ -21,13 +21,18 @@ $(VENV)/.dev: requirements.txt requirements-dev.txt | $(VENV)/bin/python
 	$(VENV)/bin/pip install --quiet -r requirements-dev.txt
 	touch $(VENV)/.runtime $@
 
-setup: $(VENV)/.runtime
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py migrate --noinput
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py collectstatic --noinput --verbosity 0
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} $(PY) manage.py bootstrap_demo
+# The local settings (DJANGO_DEBUG=1, a generated secret key) that the settings read, so
+# `.venv/bin/python manage.py ...` works in a plain shell too. Written once; never overwritten.
+.env:
+	$(PYTHON) mlapi/envfile.py $@
+
+setup: $(VENV)/.runtime .env
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput --verbosity 0
+	$(PY) manage.py bootstrap_demo
 
 run: setup
-	DJANGO_DEBUG=$${DJANGO_DEBUG:-1} exec $(PY) -m mlapi.serve
+	exec $(PY) -m mlapi.serve
 
 test: $(VENV)/.dev
 	$(VENV)/bin/pytest

@@ -9,15 +9,16 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from keys.models import ApiKey, Plan
+from mlapi import fields
 
 
 class SignupInput(serializers.Serializer):
     """`{username, email, password, plan?}`; the password must pass Django's validators."""
 
-    username = serializers.RegexField(r"^[\w.@+-]+\Z", max_length=150)
-    email = serializers.EmailField(max_length=254)
-    password = serializers.CharField(max_length=128, write_only=True, trim_whitespace=False)
-    plan = serializers.SlugField(max_length=50, required=False, allow_blank=False)
+    username = fields.RegexField(r"^[\w.@+-]+\Z", max_length=150)
+    email = fields.EmailField(max_length=254)
+    password = fields.CharField(max_length=128, write_only=True, trim_whitespace=False)
+    plan = fields.SlugField(max_length=50, required=False, allow_blank=False)
 
     def validate(self, attrs: dict) -> dict:
         candidate = get_user_model()(username=attrs["username"], email=attrs["email"])
@@ -29,12 +30,12 @@ class SignupInput(serializers.Serializer):
 
 
 class TokenPairInput(serializers.Serializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    username = fields.CharField(max_length=150)
+    password = fields.CharField(max_length=128, trim_whitespace=False)
 
 
 class RefreshInput(serializers.Serializer):
-    refresh = serializers.CharField(max_length=2000)
+    refresh = fields.CharField(max_length=2000)
 
 
 class PlanOutput(serializers.ModelSerializer):
@@ -56,7 +57,7 @@ class PlanOutput(serializers.ModelSerializer):
 
 
 class KeyCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    name = fields.CharField(max_length=100, required=False, allow_blank=True, default="")
     expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
 
     def validate_expires_at(self, value):

@@ -19,6 +19,8 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
+from mlapi.request_id import current_request_id
+
 logger = logging.getLogger("mlapi")
 
 PROTOCOL_PREFIXES = ("/v2", "/v1/models/")
@@ -70,8 +72,10 @@ STATUS_TITLES = {
     405: "Method not allowed",
     406: "Not acceptable",
     413: "Payload too large",
+    414: "URI too long",
     415: "Unsupported media type",
     429: "Too many requests",
+    431: "Request header fields too large",
     500: "Internal server error",
     503: "Service unavailable",
     504: "Gateway timeout",
@@ -126,6 +130,9 @@ def problem_response(
             body["errors"] = errors
         body.update(extra or {})
         content_type = "application/problem+json"
+    request_id = current_request_id.get()
+    if request_id:  # quoted to support: the same id is in the logs and the usage record
+        body["request_id"] = request_id
     response = HttpResponse(orjson.dumps(body), status=status, content_type=content_type)
     response.error_code = code  # read by usage recording
     for name, value in (headers or {}).items():
@@ -204,6 +211,25 @@ def _response_for_drf(exc: drf.APIException, path: str) -> HttpResponse:
     )
 
 
+def unavailable_store(exc: BaseException) -> str | None:
+    """Which store `exc` says is unreachable ("database", "cache", "broker"), else None.
+
+    Any code path may touch a store (sessions, the login limits in the cache, job submission on
+    the broker); an outage there is a 503, never a 500, wherever it surfaces.
+    """
+    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
+        return "database"
+    redis_exceptions = sys.modules.get("redis.exceptions")
+    if redis_exceptions is not None and isinstance(
+        exc, (redis_exceptions.ConnectionError, redis_exceptions.TimeoutError)
+    ):
+        return "cache"
+    kombu_exceptions = sys.modules.get("kombu.exceptions")
+    if kombu_exceptions is not None and isinstance(exc, kombu_exceptions.OperationalError):
+        return "broker"
+    return None
+
+
 def response_for_exception(exc: BaseException, path: str) -> HttpResponse:
     """Map any exception to a contract error response; unexpected ones become a bare 500."""
     if isinstance(exc, DomainError):
@@ -230,13 +256,14 @@ def response_for_exception(exc: BaseException, path: str) -> HttpResponse:
         return problem_response(
             path=path, status=413, code="payload_too_large", detail="Request body is too large."
         )
-    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
-        logger.warning("database unavailable: %s", exc.__class__.__name__)
+    store = unavailable_store(exc)
+    if store is not None:
+        logger.warning("%s unavailable: %s", store, exc.__class__.__name__)
         return problem_response(
             path=path,
             status=503,
             code="service_unavailable",
-            detail="The database is unavailable; try again shortly.",
+            detail=f"The {store} is unavailable; try again shortly.",
             headers={"Retry-After": "1"},
         )
     logger.exception("unhandled error on %s", path)
@@ -286,14 +313,20 @@ UNAVAILABLE_PAGE = (
 )
 
 
+def store_outage_response(request: HttpRequest, exc: BaseException) -> HttpResponse:
+    """503 for an unreachable store: the contract's JSON on API paths, else a static page
+    that needs nothing (no template, no user), so rendering it cannot fail the same way."""
+    if request.path.startswith("/api/") or is_protocol_path(request.path):
+        return response_for_exception(exc, request.path)
+    logger.warning("%s unavailable: %s", unavailable_store(exc), exc.__class__.__name__)
+    return HttpResponse(UNAVAILABLE_PAGE, status=503, headers={"Retry-After": "1"})
+
+
 def server_error_view(request: HttpRequest) -> HttpResponse:
-    """handler500: never a trace; JSON on API paths; 503 when the database is unreachable."""
-    if isinstance(sys.exc_info()[1], (OperationalError, InterfaceError)):
-        # Outside DRF (portal, admin, sessions): an outage, not a bug. A page that needs
-        # nothing (no template, no user) so that rendering it cannot fail the same way.
-        if request.path.startswith("/api/") or is_protocol_path(request.path):
-            return response_for_exception(sys.exc_info()[1], request.path)
-        return HttpResponse(UNAVAILABLE_PAGE, status=503, headers={"Retry-After": "1"})
+    """handler500: never a trace; JSON on API paths; 503 when a store is unreachable."""
+    exc = sys.exc_info()[1]
+    if exc is not None and unavailable_store(exc) is not None:
+        return store_outage_response(request, exc)  # an outage, not a bug
     if request.path.startswith("/api/") or is_protocol_path(request.path):
         return problem_response(
             path=request.path, status=500, code="internal_error", detail="Internal server error."

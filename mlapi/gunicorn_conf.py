@@ -3,7 +3,7 @@
 import os
 import sys
 
-worker_class = "sync"
+worker_class = "mlapi.gunicorn_worker.SyncWorker"  # JSON for its own 400/414/431
 timeout = int(float(os.environ.get("MLAPI_PREDICT_TIMEOUT_S", "40"))) + 20
 graceful_timeout = 30
 keepalive = 5

@@ -30,11 +30,20 @@ PREDICT_LATENCY = Histogram(
 
 
 def render_latest() -> tuple[bytes, str]:
-    """The exposition text for this process, or for all workers in multiprocess mode."""
+    """The exposition text for this process, or for all workers in multiprocess mode, plus
+    the stores' state (mlapi.state_metrics) read at scrape time."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
+    else:
+        from prometheus_client import REGISTRY as registry
+    return generate_latest(registry) + _state_text(), CONTENT_TYPE_LATEST
 
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+
+def _state_text() -> bytes:
+    """The state collector on a registry of its own, built per scrape."""
+    from mlapi.state_metrics import StateCollector
+
+    state = CollectorRegistry(auto_describe=False)
+    state.register(StateCollector())
+    return generate_latest(state)

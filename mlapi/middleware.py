@@ -1,4 +1,4 @@
-"""Project-wide middleware: the body size limit, and the lean chain for data-plane routes."""
+"""Project-wide middleware: body size limit, store outages as 503s, the lean data-plane chain."""
 
 from collections.abc import Callable
 
@@ -8,7 +8,12 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
-from mlapi.exceptions import problem_response
+from mlapi.exceptions import (
+    STATUS_TITLES,
+    problem_response,
+    store_outage_response,
+    unavailable_store,
+)
 
 UPLOAD_PATHS = ("/api/v1/jobs", "/admin/", "/portal/jobs")
 
@@ -47,6 +52,82 @@ class BodySizeLimitMiddleware:
                 ),
             )
         return self.get_response(request)
+
+
+API_PREFIXES = ("/api/", "/v2", "/v1/models/")
+JSON_TYPES = ("application/json", "application/problem+json")
+STATUS_CODES = {
+    400: "bad_request",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    429: "rate_limited",
+    500: "internal_error",
+    503: "service_unavailable",
+}
+KEPT_HEADERS = ("Allow", "Retry-After", "WWW-Authenticate")
+
+
+class ErrorShapeMiddleware:
+    """Errors that Django itself answers under /api/, /v2 and /v1/models/ (a wrong method on a
+    plain view, DEBUG's technical 404 page, a suspicious request's 400, a CSRF 403) get the
+    contract's shape instead of HTML: problem+json under /api/, `{"error", "code"}` on the
+    protocol routes. Outermost, so every inner layer's answer passes through it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if (
+            response.status_code < 400
+            or not request.path.startswith(API_PREFIXES)
+            or response.get("Content-Type", "").startswith(JSON_TYPES)
+            or getattr(response, "streaming", False)
+        ):
+            return response
+        status = response.status_code
+        shaped = problem_response(
+            path=request.path,
+            status=status,
+            code=STATUS_CODES.get(status, "error"),
+            detail=_detail(status, request),
+            headers={name: response[name] for name in KEPT_HEADERS if name in response},
+        )
+        for cookie in response.cookies.values():  # e.g. a CSRF cookie set on the way out
+            shaped.cookies[cookie.key] = cookie
+        return shaped
+
+
+def _detail(status: int, request: HttpRequest) -> str:
+    if status == 405:
+        return f"Method {request.method!r} is not allowed on {request.path}."
+    return STATUS_TITLES.get(status, "Error") + "."
+
+
+class StoreOutageMiddleware:
+    """A view that hits an unreachable store (database, cache, broker) answers 503, not 500.
+
+    DRF views already map such errors in `mlapi.exceptions`; this covers the portal, the admin
+    and plain Django views, and keeps the log to one line (Django would log a traceback).
+    Errors raised inside other middleware (e.g. saving a session) reach handler500, which
+    answers the same 503.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception) -> HttpResponse | None:
+        if unavailable_store(exception) is None:
+            return None
+        return store_outage_response(request, exception)
 
 
 # Data-plane routes (API key or JWT, never a browser session): /api/v1/models..., Open Inference

@@ -28,6 +28,7 @@ SCHEMAS = {
             "detail": {"type": "string"},
             "code": {"type": "string"},
             "errors": {"type": "array", "items": FIELD_ERROR},
+            "request_id": {"type": "string", "description": "The reply's X-Request-ID."},
         },
         "required": ["type", "title", "status", "detail", "code"],
     },
@@ -38,6 +39,7 @@ SCHEMAS = {
             "error": {"type": "string"},
             "code": {"type": "string"},
             "errors": {"type": "array", "items": FIELD_ERROR},
+            "request_id": {"type": "string", "description": "The reply's X-Request-ID."},
         },
         "required": ["error"],
     },
@@ -47,7 +49,9 @@ PUBLIC_AUTH_PATHS = ("/api/v1/auth/token", "/api/v1/auth/logout")  # answer 401 
 
 def error_statuses(path: str, method: str, operation: dict[str, Any]) -> set[int]:
     """The error statuses `mlapi.exceptions` can answer for this operation."""
-    statuses = {503}  # a store the request needs may be down, on any route
+    # A store the request needs may be down, on any route; the server refuses over-long
+    # request lines (414) and header sections (431) before routing.
+    statuses = {414, 431, 503}
     secured = any(requirement for requirement in operation.get("security", [{}]))
     takes_body = "requestBody" in operation
     params = operation.get("parameters", [])
@@ -78,6 +82,9 @@ def add_error_responses(result: dict, generator: Any, request: Any, public: bool
         media = "application/json" if protocol else "application/problem+json"
         ref = {"$ref": f"#/components/schemas/{'ProtocolError' if protocol else 'Problem'}"}
         for method, operation in operations.items():
+            for param in operation.get("parameters", []):
+                if param.get("in") == "query" and param.get("name") in ("page", "page_size"):
+                    param.setdefault("schema", {}).setdefault("minimum", 1)
             responses = operation.setdefault("responses", {})
             for status in sorted(error_statuses(path, method, operation)):
                 responses.setdefault(

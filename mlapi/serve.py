@@ -1,23 +1,46 @@
-"""`make run`: gunicorn and a Celery worker (with its beat scheduler) in the foreground.
+"""`make run`: a small supervisor for gunicorn and the Celery worker, in the foreground.
 
-`python -m mlapi.serve` runs both; `python -m mlapi.serve web` or `... worker` runs one role
-(the container image uses the roles, so what CI proves is what the image runs).
-SIGINT or SIGTERM stops both cleanly: gunicorn finishes in-flight requests, the worker finishes
-its current chunk. If either child dies, the other is stopped and its exit code is passed on.
+`python -m mlapi.serve` runs every default role; `python -m mlapi.serve web` or `... worker`
+runs some (the container image runs one role per container, so what CI proves is what the image
+runs). Each role is one `Role` in `ROLES`: adding a process is one line there.
+
+A child that dies is logged and started again after a backoff (1 s, doubling up to 30 s while it
+keeps dying within `MLAPI_SUPERVISOR_MIN_UPTIME_S` of its start; back to 1 s once it ran longer).
+A role that keeps crashing like that is reported as crash-looping on every attempt, and the other
+roles keep serving: an OOM-killed worker never takes the API down. Each child runs in its own
+process group, and whatever it leaves behind (a SIGKILLed gunicorn master's workers) is killed
+before it is started again. SIGINT or SIGTERM stops everything cleanly: gunicorn finishes
+in-flight requests, the worker its current chunk; exit code 0.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-ROLES = ("web", "worker")
+STOP_TIMEOUT_S = 45.0  # gunicorn's graceful_timeout (30 s) plus start-up slack
+BACKOFF_MAX_S = 30.0
+
+
+def _env_float(name: str, default: float) -> float:
+    try:
+        return float(os.environ.get(name) or default)
+    except ValueError:
+        return default
+
+
+def _log(message: str) -> None:
+    print(f"mlapi.serve: {message}", file=sys.stderr, flush=True)
 
 
 def _children_env() -> dict[str, str]:
@@ -39,14 +62,106 @@ def _web_command() -> list[str]:
     ]  # fmt: skip
 
 
+def worker_node_name() -> str:
+    """A Celery node name unique on this host (Celery's default, celery@host, clashes when
+    several nodes or workers share one broker): `MLAPI_WORKER_NAME`, else worker-<pid>@<host>,
+    the pid being this supervisor's (a restarted worker reuses its dead predecessor's name)."""
+    return os.environ.get("MLAPI_WORKER_NAME") or f"worker-{os.getpid()}@{socket.gethostname()}"
+
+
+def worker_queues() -> str:
+    """Queues the worker consumes: `MLAPI_WORKER_QUEUES` (comma-separated), else Celery's
+    default queue plus `MLAPI_JOB_QUEUE` when jobs are sent elsewhere ("" = Celery's default)."""
+    job_queue = os.environ.get("MLAPI_JOB_QUEUE", "")
+    return os.environ.get("MLAPI_WORKER_QUEUES") or (f"celery,{job_queue}" if job_queue else "")
+
+
 def _worker_command() -> list[str]:
     data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
+    queues = worker_queues()
     return [
         sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--beat",
+        "-n", worker_node_name(),
         "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
         "--concurrency", os.environ.get("MLAPI_WORKER_CONCURRENCY", "1"),
         "--schedule", str(data_dir / "celerybeat-schedule"),
+        *(["-Q", queues] if queues else []),
     ]  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Role:
+    """One kind of child process: its name, how to build its command line, whether
+    `python -m mlapi.serve` without arguments starts it."""
+
+    name: str
+    command: Callable[[], list[str]]
+    default: bool = True
+
+
+# One line per role. Iterating ROLES gives the role names (compose.yaml has a service for each).
+ROLES: dict[str, Role] = {
+    "web": Role("web", _web_command),
+    "worker": Role("worker", _worker_command),
+}
+
+
+@dataclass
+class Child:
+    """A supervised process of one role, with its crash bookkeeping."""
+
+    role: Role
+    env: dict[str, str]
+    process: subprocess.Popen | None = None
+    started_at: float = 0.0
+    fast_crashes: int = 0
+    restart_at: float | None = None
+    restarts: int = field(default=0)
+
+    def start(self) -> None:
+        # Own process group: a terminal's Ctrl-C reaches only the supervisor, which stops the
+        # children in order, and leftovers of a dead child can be found and killed.
+        self.process = subprocess.Popen(
+            self.role.command(), cwd=BASE_DIR, env=self.env, start_new_session=True
+        )
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        _log(f"started {self.role.name} (pid {self.process.pid})")
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what the dead child's process group still holds (e.g. orphaned workers)."""
+        if self.process is not None:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def note_exit(self, min_uptime: float) -> None:
+        """Log the death, kill leftovers and schedule the restart with backoff."""
+        assert self.process is not None
+        code = self.process.returncode
+        how = f"was killed by {signal.Signals(-code).name}" if code < 0 else f"exited with {code}"
+        uptime = time.monotonic() - self.started_at
+        self.kill_leftovers()
+        self.fast_crashes = self.fast_crashes + 1 if uptime < min_uptime else 0
+        delay = min(BACKOFF_MAX_S, 2.0 ** max(0, self.fast_crashes - 1))
+        self.restart_at = time.monotonic() + delay
+        self.restarts += 1
+        _log(
+            f"{self.role.name} (pid {self.process.pid}) {how} after {uptime:.1f} s; "
+            f"restarting in {delay:.0f} s (restart #{self.restarts})"
+        )
+        if self.fast_crashes >= 3:
+            _log(
+                f"ERROR: {self.role.name} is crash-looping: {self.fast_crashes} crashes in a row, "
+                f"each within {min_uptime:.0f} s of starting; see its output above "
+                f"(the other roles keep running; retrying every {delay:.0f} s at most)"
+            )
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.send_signal(signal.SIGTERM)
 
 
 def _print_urls() -> None:
@@ -61,41 +176,56 @@ def _print_urls() -> None:
     )
 
 
-def _supervise(children: list[subprocess.Popen]) -> int:
-    """Wait for the children; on a signal, or when one dies, stop them all."""
-    stopping = False
-    code = 0
+def _stop_all(children: list[Child]) -> None:
+    """SIGTERM every child, wait for the graceful stops, then SIGKILL whatever hangs."""
+    for child in children:
+        child.stop()
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            child.process.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            _log(f"{child.role.name} did not stop in time; killing it")
+        child.kill_leftovers()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            child.process.wait(timeout=5)
 
-    def stop(signum: int, frame: object) -> None:
-        nonlocal stopping
-        stopping = True
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while any(child.poll() is None for child in children):
+def supervise(children: list[Child]) -> int:
+    """Keep the children running until SIGINT or SIGTERM; then stop them all (exit 0)."""
+    stopping: list[int] = []
+    min_uptime = _env_float("MLAPI_SUPERVISOR_MIN_UPTIME_S", 10.0)
+    signal.signal(signal.SIGINT, lambda signum, frame: stopping.append(signum))
+    signal.signal(signal.SIGTERM, lambda signum, frame: stopping.append(signum))
+    for child in children:
+        child.start()
+    while not stopping:
+        now = time.monotonic()
         for child in children:
-            if child.poll() is not None and not stopping:
-                code = child.returncode or 1
-                stop(signal.SIGTERM, None)
+            if child.restart_at is not None:
+                if now >= child.restart_at and not stopping:
+                    child.start()
+            elif not child.alive():
+                child.note_exit(min_uptime)
         time.sleep(0.2)
-    return code
+    _log(f"{signal.Signals(stopping[0]).name} received; stopping")
+    _stop_all(children)
+    return 0
 
 
-def main(roles: list[str]) -> int:
+def main(role_names: list[str]) -> int:
     env = _children_env()
-    commands = {"web": _web_command, "worker": _worker_command}
-    children = [subprocess.Popen(commands[role](), cwd=BASE_DIR, env=env) for role in roles]
-    if "web" in roles:
+    children = [Child(role=ROLES[name], env=env) for name in role_names]
+    if "web" in role_names:
         _print_urls()
-    return _supervise(children)
+    return supervise(children)
 
 
 if __name__ == "__main__":
-    requested = sys.argv[1:] or list(ROLES)
+    requested = sys.argv[1:] or [name for name, role in ROLES.items() if role.default]
     unknown = set(requested) - set(ROLES)
     if unknown:
-        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use web and/or worker")
+        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use {', '.join(ROLES)}")
     sys.exit(main(requested))

@@ -13,6 +13,8 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
+from mlapi.envfile import load_env_file
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
@@ -40,9 +42,11 @@ def env_float(name: str, default: float) -> float:
 
 
 # --- Core -------------------------------------------------------------------------------
-DEBUG = env_bool("DJANGO_DEBUG", False)
 # Under pytest the suite runs with test-friendly defaults (fast hashes, its own data dir).
 TESTING = env_bool("MLAPI_TESTING", False) or "pytest" in sys.modules
+if not TESTING:  # `make setup`'s .env (mlapi/envfile.py); the process environment wins
+    load_env_file()
+DEBUG = env_bool("DJANGO_DEBUG", False)
 DATA_DIR = Path(
     os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / ("var/test" if TESTING else "var")
 ).resolve()
@@ -89,6 +93,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "mlapi.request_id.RequestIdMiddleware",  # X-Request-ID in, out, in problems, logs, usage
+    "mlapi.middleware.ErrorShapeMiddleware",  # Django's own HTML errors -> contract shapes
     "mlapi.middleware.BodySizeLimitMiddleware",
     "usage.middleware.UsageRecordingMiddleware",
     # Data-plane paths leave here for a lean chain (security + common only): mlapi/middleware.py
@@ -102,6 +108,7 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
+    "mlapi.middleware.StoreOutageMiddleware",  # last: sees the view's exceptions first
 ]
 
 ROOT_URLCONF = "mlapi.urls"
@@ -160,6 +167,8 @@ if REDIS_URL:
             "BACKEND": "django.core.cache.backends.redis.RedisCache",
             "LOCATION": REDIS_URL,
             "KEY_PREFIX": "mlapi",
+            # An unreachable Redis fails fast (-> 503), never holds a request for long.
+            "OPTIONS": {"socket_connect_timeout": 1.0, "socket_timeout": 2.0},
         }
     }
 else:
@@ -333,6 +342,8 @@ CELERY_BEAT_SCHEDULE = {
     "prune-usage-records": {"task": "usage.tasks.prune_usage_records", "schedule": 3600.0},
     "expire-batch-jobs": {"task": "predictions.expire_batch_jobs", "schedule": 3600.0},
     "recover-orphaned-jobs": {"task": "predictions.recover_orphaned_jobs", "schedule": 60.0},
+    # mlapi_worker_heartbeat_timestamp_seconds, for the MlapiWorkerDown alert.
+    "worker-heartbeat": {"task": "mlapi.worker_heartbeat", "schedule": 15.0},
 }
 
 # --- mlapi ------------------------------------------------------------------------------
@@ -360,11 +371,25 @@ MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file
 
+# JSON lines in production (mlapi/logformat.py), readable text in debug; MLAPI_LOG_FORMAT wins.
+MLAPI_LOG_FORMAT = os.environ.get("MLAPI_LOG_FORMAT") or ("plain" if DEBUG else "json")
+if MLAPI_LOG_FORMAT not in {"json", "plain"}:
+    raise ImproperlyConfigured("MLAPI_LOG_FORMAT must be 'json' or 'plain'")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"request_id": {"()": "mlapi.request_id.RequestIdLogFilter"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"},
+        "json": {"()": "mlapi.logformat.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": MLAPI_LOG_FORMAT,
+            "filters": ["request_id"],
+        }
+    },
     "root": {"handlers": ["console"], "level": os.environ.get("MLAPI_LOG_LEVEL", "INFO")},
     "loggers": {"django.request": {"level": "ERROR"}},
 }

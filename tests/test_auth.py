@@ -11,6 +11,7 @@ from rest_framework_simplejwt.tokens import AccessToken, RefreshToken
 
 from keys import services
 from tests.factories import ApiKeyFactory
+from tests.support.problems import assert_problem
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.keys_metered_urls")]
 INFO = "/api/v1/test/info"
@@ -22,18 +23,6 @@ def get_with_key(key: str | None, **extra):
     if key is not None:
         extra["HTTP_X_API_KEY"] = key
     return client.get(INFO, **extra)
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code and body["status"] == status
-    for member in ("type", "title", "detail"):
-        assert member in body
-    if status == 401:
-        assert response["WWW-Authenticate"]
-    return body
 
 
 def test_a_valid_key_in_x_api_key_authenticates(subscriber_key):

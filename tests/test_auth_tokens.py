@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.factories import TEST_PASSWORD, UserFactory
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 TOKEN, REFRESH, LOGOUT, ME = (
@@ -30,13 +31,6 @@ def _clean_cache():
 
 def post(url, body, ip="10.1.0.1"):
     return APIClient().post(url, body, format="json", REMOTE_ADDR=ip)
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response.json()["code"] == code
-    if status == 401:
-        assert response["WWW-Authenticate"]
 
 
 def test_token_returns_an_access_and_refresh_pair_that_works_on_me(subscriber):

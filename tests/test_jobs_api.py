@@ -12,6 +12,7 @@ from predictions.jobs.services import jobs_root
 from predictions.models import BatchJob, JobStatus
 from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
+from tests.support.problems import assert_problem
 from tests.test_jobs_support import (
     JOBS_URL,
     iris_csv,
@@ -30,14 +31,6 @@ pytestmark = pytest.mark.django_db
 def subscriber(db):
     """(subscription, api key) on a plan with room for 100,000 job rows."""
     return make_subscriber_key()
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["code"] == code and body["status"] == status
-    return body
 
 
 def job_dirs() -> set[str]:

@@ -11,7 +11,9 @@ from html import unescape
 
 import pytest
 
+from keys.limits import consume_quota
 from keys.models import Subscription
+from keys.principal import Principal
 from tests.factories import ApiKeyFactory, seeded_plan, usage_event
 from usage.writer import write_events
 
@@ -113,6 +115,8 @@ def test_dashboard_shows_another_subscribers_usage_nowhere(client, owner, make_s
 
 def test_usage_defaults_to_the_last_30_days_with_a_table_and_chart(client, owner):
     write_events([usage_event(owner, day=TODAY, n=4)])
+    # Today's quota comes from the live counter (what /api/v1/me shows), not the rollups.
+    consume_quota(principal=Principal.for_subscription(owner), units=4)
     response = client.get("/portal/usage/")
     assert response.status_code == 200
     days = response.context["days"]

@@ -8,6 +8,7 @@ from keys.limits import quota_status
 from predictions.inference import clear_cache
 from predictions.models import ModelVersion
 from tests.conftest import make_subscriber_key
+from tests.support.problems import assert_problem
 
 pytestmark = pytest.mark.django_db
 
@@ -18,16 +19,6 @@ GOOD = {"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_wid
 
 def raw_post(client, url, raw: bytes | str, key, content_type="application/json"):
     return client.post(url, raw, content_type=content_type, HTTP_X_API_KEY=key)
-
-
-def assert_problem(response, status: int, code: str, field: str | None = None):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code and body["status"] == status
-    if field is not None:
-        assert field in [e["field"] for e in body["errors"]], body["errors"]
-    return body
 
 
 @pytest.mark.parametrize("literal", ["NaN", "Infinity", "-Infinity", "1e999", "1" + "0" * 400])

@@ -8,6 +8,8 @@ import numpy as np
 import orjson
 import pytest
 
+from tests.support.problems import assert_problem as assert_error
+
 pytestmark = pytest.mark.django_db
 
 IRIS = "/v2/models/iris/infer"
@@ -21,13 +23,6 @@ def infer(client, url, header: dict, key, binary: bytes = b"", *, raw: bytes | N
     extra = {"HTTP_INFERENCE_HEADER_CONTENT_LENGTH": str(len(body))} if binary else {}
     payload = raw if raw is not None else body + binary
     return client.generic("POST", url, payload, content_type="", HTTP_X_API_KEY=key, **extra)
-
-
-def assert_error(response, status: int, code: str):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert body["code"] == code and isinstance(body["error"], str) and "type" not in body
-    return body
 
 
 def tensor(data, shape, datatype="FP32", name="input"):

@@ -92,6 +92,7 @@ class UsageRecordingMiddleware:
                 latency_ms=latency_ms,
                 request_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
                 response_bytes=response_size(response),
+                request_id=getattr(request, "request_id", ""),
             )
         )
         labels = (model or "-", protocol, plan, outcome_for(status, error_code))

@@ -94,6 +94,7 @@ class UsageRecord(models.Model):
     latency_ms = models.FloatField()
     request_bytes = models.PositiveBigIntegerField(default=0)
     response_bytes = models.PositiveBigIntegerField(default=0)
+    request_id = models.CharField(max_length=128, blank=True, default="")  # its X-Request-ID
 
     objects = UsageRecordQuerySet.as_manager()
 

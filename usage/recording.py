@@ -50,6 +50,7 @@ class UsageEvent:
     latency_ms: float
     request_bytes: int
     response_bytes: int
+    request_id: str = ""  # the reply's X-Request-ID (mlapi.request_id)
 
     def as_dict(self) -> dict:
         return asdict(self)

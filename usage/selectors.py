@@ -68,6 +68,23 @@ def quota_used_by_day(*, subscription: Subscription, start: date, end: date) -> 
         if day >= start:
             limit = subscription.plan.quota + extensions.get(period_day, 0)
             out[day] = {"used": running[period_day], "limit": limit}
+    return _with_live_quota(out, subscription=subscription, period_of=period_of)
+
+
+def _with_live_quota(out: dict, *, subscription: Subscription, period_of: dict) -> dict:
+    """From today on in the open period, the live counter (what `/api/v1/me` shows), not the
+    rollups: those trail it by the usage writer's buffer, and the counter is the quota itself."""
+    from keys.limits import quota_status
+
+    today = datetime.now(UTC).date()
+    days = [day for day in out if day >= today]
+    if not days:
+        return out
+    live = quota_status(subscription=subscription)
+    open_period = live.period_start.astimezone(UTC).date()
+    for day in days:
+        if period_of[day] == open_period:
+            out[day] = {"used": live.used, "limit": live.limit}
     return out
 
 

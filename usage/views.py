@@ -23,7 +23,8 @@ class UsageView(APIView):
 
     @extend_schema(parameters=[UsageQuerySerializer], responses=UsageDaySerializer(many=True))
     def get(self, request: Request) -> Response:
-        query = UsageQuerySerializer(data=request.query_params)
+        # A plain dict: DRF would read `?end=` (empty) from a QueryDict as "not given".
+        query = UsageQuerySerializer(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         params = query.validated_data
         subscription = getattr(request.user, "subscription", None)

@@ -148,6 +148,7 @@ RECORD_COLUMNS = (
     "latency_ms",
     "request_bytes",
     "response_bytes",
+    "request_id",
 )
 
 
@@ -177,6 +178,7 @@ def insert_records(events: list[UsageEvent]) -> None:
             e.latency_ms,
             e.request_bytes,
             e.response_bytes,
+            e.request_id[:128],
         )
         for e in events
     ]

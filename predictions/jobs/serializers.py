@@ -5,14 +5,15 @@ from __future__ import annotations
 from django.urls import reverse
 from rest_framework import serializers
 
+from mlapi import fields
 from predictions.models import BatchJob
 
 
 class JobSubmitSerializer(serializers.Serializer):
     """`model` (+ optional `version`) and either an uploaded `file` or inline `instances`."""
 
-    model = serializers.SlugField(max_length=64)
-    version = serializers.CharField(max_length=32, required=False, allow_blank=True)
+    model = fields.SlugField(max_length=64)
+    version = fields.CharField(max_length=32, required=False, allow_blank=True)
     file = serializers.FileField(required=False, allow_empty_file=True)
     instances = serializers.ListField(child=serializers.JSONField(), required=False)
 
