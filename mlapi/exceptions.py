@@ -19,9 +19,10 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
+from mlapi.protocols import PROTOCOL_PREFIXES, is_protocol_path  # noqa: F401 - re-exported
+
 logger = logging.getLogger("mlapi")
 
-PROTOCOL_PREFIXES = ("/v2", "/v1/models/")
 QUOTA_PROBLEM_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 
@@ -89,11 +90,6 @@ DRF_CODES = {
     drf.UnsupportedMediaType: "unsupported_media_type",
     drf.Throttled: "rate_limited",
 }
-
-
-def is_protocol_path(path: str) -> bool:
-    """True for the KServe/Triton routes, whose error body is `{"error": ...}`."""
-    return path.startswith(PROTOCOL_PREFIXES)
 
 
 def problem_response(

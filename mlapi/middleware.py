@@ -9,8 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.module_loading import import_string
 
 from mlapi.exceptions import problem_response
-
-UPLOAD_PATHS = ("/api/v1/jobs", "/admin/", "/portal/jobs")
+from mlapi.protocols import UPLOAD_PREFIXES, is_lean_path
 
 
 class BodySizeLimitMiddleware:
@@ -27,7 +26,7 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = (
             settings.MLAPI_MAX_UPLOAD_BYTES
-            if request.path.startswith(UPLOAD_PATHS)
+            if request.path.startswith(UPLOAD_PREFIXES)
             else settings.MLAPI_MAX_REQUEST_BYTES
         )
         raw = request.META.get("CONTENT_LENGTH") or "0"
@@ -49,10 +48,8 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
-# Data-plane routes (API key or JWT, never a browser session): /api/v1/models..., Open Inference
-# Protocol V2 and the KServe V1 alias. Management endpoints, jobs, the portal and the admin keep
-# the full MIDDLEWARE list.
-LEAN_PATH_PREFIXES = ("/api/v1/models", "/v2", "/v1/models/")
+# Data-plane routes (API key or JWT, never a browser session): mlapi.protocols.LEAN_PREFIXES.
+# Management endpoints, jobs, the portal and the admin keep the full MIDDLEWARE list.
 LEAN_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",  # nosniff, referrer policy, HSTS, SSL redirect
     "django.middleware.common.CommonMiddleware",  # APPEND_SLASH, DISALLOWED_USER_AGENTS
@@ -94,6 +91,6 @@ class LeanDataPlaneMiddleware:
         self.lean = _LeanHandler(LEAN_MIDDLEWARE)._middleware_chain
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(LEAN_PATH_PREFIXES):
+        if is_lean_path(request.path_info):
             return self.lean(request)
         return self.get_response(request)

@@ -15,6 +15,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 
+from predictions import dataplane
 from predictions.inference import Predictor, models_ready
 from predictions.metering import PredictionAPIView
 from predictions.protocol import (
@@ -25,7 +26,7 @@ from predictions.protocol import (
     tensors_to_instances,
 )
 from predictions.serializers import DATA_PLANE_ERRORS, protocol_errors
-from predictions.validation import parse_json, validate_instances
+from predictions.validation import parse_json
 
 V2_TAGS = ["Open Inference Protocol"]
 OK = {(200, "application/json"): OpenApiTypes.OBJECT}
@@ -126,6 +127,8 @@ def output_tensors(predictor: Predictor, names: list[str], result, rows: int) ->
 class V2ModelMetadataView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]`."""
 
+    scope = dataplane.MODELS_READ
+
     @extend_schema(summary="V2 model metadata", tags=V2_TAGS, responses=OK | protocol_errors(*GETS))
     def get(self, request, name: str, version: str | None = None):
         return _json(model_metadata(self.predictor_for(request, name, version)))
@@ -133,6 +136,8 @@ class V2ModelMetadataView(PredictionAPIView):
 
 class V2ModelReadyView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]/ready`: 200 when it loads, else 503."""
+
+    scope = dataplane.MODELS_READ
 
     @extend_schema(
         summary="V2 model readiness", tags=V2_TAGS, responses=OK | protocol_errors(*GETS)
@@ -160,9 +165,7 @@ class V2InferView(PredictionAPIView):
             request.body, request.headers.get("Inference-Header-Content-Length")
         )
         instances = tensors_to_instances(decode_inputs(header, binary), predictor.schema)
-        columns = validate_instances(
-            predictor.schema, instances, max_instances=request.auth.plan.max_instances
-        )
+        columns = self.validate(predictor, instances)
         names, binary_out = requested_outputs(header, output_names(predictor))
         result = self.predict(request, predictor, columns, probabilities="predict_proba" in names)
         tensors = output_tensors(predictor, names, result, len(instances))
@@ -197,8 +200,6 @@ class KServeV1PredictView(PredictionAPIView):
         body = parse_json(request.body)
         if not isinstance(body, dict):
             raise ValidationError(["the body must be a JSON object with an `instances` list"])
-        columns = validate_instances(
-            predictor.schema, body.get("instances"), max_instances=request.auth.plan.max_instances
-        )
+        columns = self.validate(predictor, body.get("instances"))
         result = self.predict(request, predictor, columns, probabilities=False)
         return _json({"predictions": result.predictions})
