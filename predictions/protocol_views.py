@@ -16,11 +16,15 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 
 from predictions import dataplane
-from predictions.inference import Predictor, models_ready
+from predictions.inference import models_ready
 from predictions.metering import PredictionAPIView
 from predictions.protocol import (
+    SERVER_VERSION,
     decode_inputs,
     encode_response,
+    model_metadata,
+    output_names,
+    output_tensors,
     requested_outputs,
     split_body,
     tensors_to_instances,
@@ -54,7 +58,7 @@ V2_RESPONSE_EXAMPLE = OpenApiExample(
         ],
     },
 )
-SERVER = {"name": "mlapi", "version": "1.0.0", "extensions": ["binary_tensor_data"]}
+SERVER = {"name": "mlapi", "version": SERVER_VERSION, "extensions": ["binary_tensor_data"]}
 
 
 def _json(body: dict, status: int = 200) -> HttpResponse:
@@ -77,51 +81,6 @@ def health_ready(request: HttpRequest) -> HttpResponse:
 @require_GET
 def server_metadata(request: HttpRequest) -> HttpResponse:
     return _json(SERVER)
-
-
-def output_names(predictor: Predictor) -> list[str]:
-    return ["predict", "predict_proba"] if predictor.output.get("probabilities") else ["predict"]
-
-
-def model_metadata(predictor: Predictor) -> dict:
-    """V2 model metadata: the tensors this model takes and returns."""
-    features = predictor.schema
-    if all(f["type"] == "number" for f in features):
-        inputs = [{"name": "input", "datatype": "FP64", "shape": [-1, len(features)]}]
-    else:
-        inputs = [
-            {
-                "name": f["name"],
-                "datatype": "BYTES" if f["type"] == "category" else "FP64",
-                "shape": [-1, 1],
-            }
-            for f in features
-        ]
-    label = "BYTES" if predictor.task == "classification" else "FP64"
-    outputs = [{"name": "predict", "datatype": label, "shape": [-1]}]
-    if predictor.output.get("probabilities"):
-        classes = len(predictor.classes or [])
-        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
-    return {
-        "name": predictor.model_name,
-        "versions": [predictor.version],
-        "platform": "onnxruntime_onnx" if predictor.runtime == "onnx" else "sklearn",
-        "inputs": inputs,
-        "outputs": outputs,
-    }
-
-
-def output_tensors(predictor: Predictor, names: list[str], result, rows: int) -> list[tuple]:
-    """(name, datatype, shape, values) per requested output, in the order asked."""
-    tensors = []
-    for output in names:
-        if output == "predict":
-            dtype = "BYTES" if predictor.task == "classification" else "FP64"
-            tensors.append(("predict", dtype, [rows], result.predictions))
-        else:
-            width = len(predictor.classes or [])
-            tensors.append(("predict_proba", "FP64", [rows, width], result.probabilities))
-    return tensors
 
 
 class V2ModelMetadataView(PredictionAPIView):
