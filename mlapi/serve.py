@@ -1,6 +1,7 @@
 """`make run`: gunicorn and a Celery worker (with its beat scheduler) in the foreground.
 
-`python -m mlapi.serve` runs both; `python -m mlapi.serve web` or `... worker` runs one role
+`python -m mlapi.serve` runs all three (web, worker, grpc: the gRPC data plane on
+MLAPI_GRPC_PORT); `python -m mlapi.serve web`, `... worker` or `... grpc` runs one role
 (the container image uses the roles, so what CI proves is what the image runs).
 SIGINT or SIGTERM stops both cleanly: gunicorn finishes in-flight requests, the worker finishes
 its current chunk. If either child dies, the other is stopped and its exit code is passed on.
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-ROLES = ("web", "worker")
+ROLES = ("web", "worker", "grpc")
 
 
 def _children_env() -> dict[str, str]:
@@ -49,6 +50,11 @@ def _worker_command() -> list[str]:
     ]  # fmt: skip
 
 
+def _grpc_command() -> list[str]:
+    """The gRPC data plane (predictions.grpc): its own process, so nothing forks after gRPC."""
+    return [sys.executable, "-m", "predictions.grpc"]
+
+
 def _print_urls() -> None:
     base = f"http://{os.environ.get('HOST', '127.0.0.1')}:{os.environ.get('PORT', '8000')}"
     print(
@@ -56,6 +62,8 @@ def _print_urls() -> None:
         f"  portal:   {base}/portal/\n"
         f"  admin:    {base}/admin/\n"
         f"  API docs: {base}/api/docs/   (Redoc: {base}/api/redoc/)\n"
+        f"  gRPC:     {os.environ.get('HOST', '127.0.0.1')}:"
+        f"{os.environ.get('MLAPI_GRPC_PORT', '8001')} (Open Inference Protocol)\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )
@@ -86,7 +94,7 @@ def _supervise(children: list[subprocess.Popen]) -> int:
 
 def main(roles: list[str]) -> int:
     env = _children_env()
-    commands = {"web": _web_command, "worker": _worker_command}
+    commands = {"web": _web_command, "worker": _worker_command, "grpc": _grpc_command}
     children = [subprocess.Popen(commands[role](), cwd=BASE_DIR, env=env) for role in roles]
     if "web" in roles:
         _print_urls()
@@ -97,5 +105,5 @@ if __name__ == "__main__":
     requested = sys.argv[1:] or list(ROLES)
     unknown = set(requested) - set(ROLES)
     if unknown:
-        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use web and/or worker")
+        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use web, worker and/or grpc")
     sys.exit(main(requested))
