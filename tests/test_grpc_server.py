@@ -95,7 +95,7 @@ def test_fp32_typed_contents_and_bearer_tokens_work_too(stub, live_demo_models):
     tensor = request.inputs.add(name="input", datatype="FP32", shape=[1, 4])
     tensor.contents.fp32_contents.extend(IRIS_ROW)
     token = str(AccessToken.for_user(subscription.user))
-    response, rpc = stub.ModelInfer.with_call(
+    response, _ = stub.ModelInfer.with_call(
         request, metadata=(("authorization", f"Bearer {token}"),), timeout=30
     )
     assert response.raw_output_contents[0][4:] == b"setosa"
