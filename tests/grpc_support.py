@@ -35,7 +35,7 @@ def stub(grpc_server):
 def iris_request(rows: list[list[float]] | None = None, *, datatype: str = "FP64", **fields):
     """A raw-contents iris `ModelInferRequest` (FP64 or FP32, shape [N, 4])."""
     values = np.asarray(rows or [IRIS_ROW], dtype="<f8" if datatype == "FP64" else "<f4")
-    request = service_pb2.ModelInferRequest(model_name="iris", **fields)
+    request = service_pb2.ModelInferRequest(**({"model_name": "iris"} | fields))
     request.inputs.add(name="input", datatype=datatype, shape=list(values.shape))
     request.raw_input_contents.append(values.tobytes())
     return request
