@@ -62,7 +62,11 @@ def _int32() -> service_pb2.ModelInferRequest:
 BAD_INPUT = {
     "unknown model": (lambda: iris_request(model_name="nope"), S.NOT_FOUND, "not_found"),
     "unknown version": (lambda: iris_request(model_version="9"), S.NOT_FOUND, "not_found"),
-    "wrong shape": (lambda: iris_request([[1.0, 2.0, 3.0]]), S.INVALID_ARGUMENT, "validation_error"),
+    "wrong shape": (
+        lambda: iris_request([[1.0, 2.0, 3.0]]),
+        S.INVALID_ARGUMENT,
+        "validation_error",
+    ),
     "wrong datatype": (_int32, S.INVALID_ARGUMENT, "validation_error"),
     "raw shorter than shape": (_short_raw, S.INVALID_ARGUMENT, "validation_error"),
     "mixed raw and typed": (_mixed, S.INVALID_ARGUMENT, "validation_error"),
