@@ -136,3 +136,31 @@ def test_the_committed_descriptor_set_is_generated_from_the_proto(tmp_path):
     fresh = descriptor_pb2.FileDescriptorSet.FromString(out.read_bytes())
     committed = descriptor_pb2.FileDescriptorSet.FromString(messages.DESCRIPTOR_SET.read_bytes())
     assert fresh == committed, "run `make proto` and commit predictions/grpc/inference.binpb"
+
+
+@pytest.mark.parametrize("model", ["iris", "house-price"])
+def test_the_portal_docs_grpc_example_runs_as_pasted(model, grpc_server, live_demo_models):  # noqa: F811
+    import contextlib
+    import io
+    import os
+
+    from portal.examples import build_examples
+
+    _, key = make_subscriber_key(plan_name="grpc-docs")
+    version = live_demo_models[model]
+    snippet = build_examples(
+        base_url="http://127.0.0.1:8000",
+        model_name=model,
+        schema=version.input_schema,
+        classifier=model == "iris",
+        metadata=version.metadata,
+        grpc_address=grpc_server.address,
+    ).triton_grpc
+    printed = io.StringIO()
+    os.environ["MLAPI_KEY"] = key
+    try:
+        with contextlib.redirect_stdout(printed):
+            exec(compile(snippet, f"<{model} docs example>", "exec"), {})  # noqa: S102
+    finally:
+        del os.environ["MLAPI_KEY"]
+    assert ("setosa" if model == "iris" else ".") in printed.getvalue()
