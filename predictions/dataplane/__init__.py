@@ -6,7 +6,7 @@ A call, whatever its transport, goes through the same steps on one `keys.meter.R
     authenticate(meter, api_key=..., authorization=...)   401 / 403 subscription_inactive
     authorize(meter, scope=PREDICT, model=name)    plan coverage; HOOK: key restrictions
     predictor = resolve(meter, name, version)      HOOK: rollout (canary, deprecation headers)
-    columns = validate(meter, predictor, instances)
+    columns = validate(meter, predictor, instances)   (or validate_matrix: binary fast path)
     result = infer(meter, predictor, columns, probabilities=...)   admit, predict, refund
     headers, refused = meter.settle()              RateLimit headers + meter.headers
     usage.calls.finish_call(meter)                 usage record + request counter
@@ -28,6 +28,7 @@ from predictions.dataplane.core import (
     start_call,
     submit_job,
     validate,
+    validate_matrix,
 )
 
 __all__ = [
@@ -43,4 +44,5 @@ __all__ = [
     "start_call",
     "submit_job",
     "validate",
+    "validate_matrix",
 ]

@@ -19,6 +19,7 @@ from keys.principal import Principal
 from mlapi.metrics import PREDICTIONS
 from predictions.inference import Prediction, Predictor, get_predictor
 from predictions.validation import validate_instances
+from predictions.validation import validate_matrix as validate_matrix_columns
 
 # What a call does, for key scopes (CONTRACT section 10).
 PREDICT = "predict"
@@ -107,6 +108,14 @@ def validate(meter: RequestMeter, predictor: Predictor, instances: Any) -> list[
     )
 
 
+def validate_matrix(meter: RequestMeter, predictor: Predictor, matrix) -> Any:
+    """Columns from a numeric `[N, F]` array when it is entirely valid, else None (then
+    `validate` the instances, which names each error)."""
+    return validate_matrix_columns(
+        predictor.schema, matrix, max_instances=meter.principal.plan.max_instances
+    )
+
+
 def infer(
     meter: RequestMeter,
     predictor: Predictor,
@@ -116,7 +125,7 @@ def infer(
     timeout: float | None = None,
 ) -> Prediction:
     """Admit one token + n quota units, predict, and refund if the prediction fails here."""
-    rows = len(columns[0]) if columns else 0
+    rows = len(columns[0]) if len(columns) else 0
     meter.admit(rows)
     try:
         result = predictor.predict(columns, probabilities=probabilities, timeout=timeout)

@@ -25,7 +25,12 @@ from predictions import dataplane
 from predictions.errors import ModelUnavailable, PredictionTimeout
 from predictions.grpc import messages as pb
 from predictions.grpc.status import CallRefused, as_metadata, grpc_code, summarize
-from predictions.grpc.tensors import decode_inputs, raw_output, requested_outputs
+from predictions.grpc.tensors import (
+    decode_inputs,
+    numeric_matrix,
+    raw_output,
+    requested_outputs,
+)
 from predictions.inference import models_ready
 from predictions.protocol import (
     SERVER_NAME,
@@ -174,8 +179,12 @@ class InferenceService:
 
     def model_infer(self, meter, request, context):
         predictor = dataplane.model_for(meter, request.model_name, request.model_version or None)
-        instances = tensors_to_instances(decode_inputs(request), predictor.schema)
-        columns = dataplane.validate(meter, predictor, instances)
+        matrix = numeric_matrix(request, len(predictor.schema))
+        columns = None if matrix is None else dataplane.validate_matrix(meter, predictor, matrix)
+        if columns is None:  # the general path, which also words every error
+            instances = tensors_to_instances(decode_inputs(request), predictor.schema)
+            columns = dataplane.validate(meter, predictor, instances)
+        rows = len(columns[0])
         names = requested_outputs(request, output_names(predictor))
         result = dataplane.infer(
             meter,
@@ -187,9 +196,7 @@ class InferenceService:
         response = pb.ModelInferResponse(
             model_name=predictor.model_name, model_version=predictor.version, id=request.id
         )
-        for name, datatype, shape, values in output_tensors(
-            predictor, names, result, len(instances)
-        ):
+        for name, datatype, shape, values in output_tensors(predictor, names, result, rows):
             response.outputs.add(name=name, datatype=datatype, shape=shape)
             response.raw_output_contents.append(raw_output(datatype, values))
         return response

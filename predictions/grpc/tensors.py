@@ -15,7 +15,7 @@ import struct
 import numpy as np
 from rest_framework.exceptions import ValidationError
 
-from predictions.protocol import KNOWN, binary_values
+from predictions.protocol import KNOWN, NUMERIC, binary_values
 
 TYPED_FIELD = {"FP32": "fp32_contents", "FP64": "fp64_contents", "BYTES": "bytes_contents"}
 
@@ -69,6 +69,24 @@ def decode_inputs(request) -> dict[str, tuple[str, list[int], list]]:
             raise _bad(f"{field}.name", "appears twice")
         decoded[tensor.name] = (datatype, shape, values)
     return decoded
+
+
+def numeric_matrix(request, width: int) -> np.ndarray | None:
+    """The `[N, width]` float64 matrix of a single raw FP32/FP64 input, when it is one."""
+    if len(request.inputs) != 1 or len(request.raw_input_contents) != 1:
+        return None
+    tensor, raw = request.inputs[0], request.raw_input_contents[0]
+    dtype = NUMERIC.get(tensor.datatype)
+    shape = list(tensor.shape)
+    if (
+        dtype is None
+        or tensor.HasField("contents")
+        or len(shape) != 2
+        or shape[1] != width
+        or len(raw) != shape[0] * width * dtype.itemsize
+    ):
+        return None
+    return np.frombuffer(raw, dtype=dtype).reshape(shape[0], width).astype(np.float64)
 
 
 def requested_outputs(request, available: list[str]) -> list[str]:
