@@ -86,6 +86,11 @@ BAD_INPUT = {
         "validation_error",
     ),
     "typed NaN": (_typed_nan, S.INVALID_ARGUMENT, "validation_error"),
+    "raw out of range": (
+        lambda: iris_request([[5.1, 3.5, 1.4, 99.0]]),
+        S.INVALID_ARGUMENT,
+        "validation_error",
+    ),
     "too many instances": (
         lambda: iris_request([IRIS_ROW] * 6),
         S.INVALID_ARGUMENT,

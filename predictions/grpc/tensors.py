@@ -102,8 +102,18 @@ def requested_outputs(request, available: list[str]) -> list[str]:
 
 
 def raw_output(datatype: str, values) -> bytes:
-    """One output tensor's raw contents (the encoding `decode_inputs` reads)."""
+    """One output tensor's raw contents (the encoding `decode_inputs` reads).
+
+    BYTES outputs are labels from a handful of classes: each distinct value is framed once.
+    """
     if datatype == "BYTES":
-        encoded = [str(v).encode() for v in values]
-        return b"".join(struct.pack("<I", len(b)) + b for b in encoded)
+        frames: dict = {}
+        out = []
+        for value in values:
+            frame = frames.get(value)
+            if frame is None:
+                encoded = str(value).encode()
+                frame = frames[value] = struct.pack("<I", len(encoded)) + encoded
+            out.append(frame)
+        return b"".join(out)
     return np.asarray(values, dtype="<f8").tobytes()
