@@ -17,6 +17,7 @@ from keys.authentication import authenticate_credentials
 from keys.meter import RequestMeter
 from keys.principal import Principal
 from mlapi.metrics import PREDICTIONS
+from predictions.errors import NotPermitted
 from predictions.inference import Prediction, Predictor, get_predictor
 from predictions.validation import validate_instances
 from predictions.validation import validate_matrix as validate_matrix_columns
@@ -70,6 +71,7 @@ def authenticate(meter: RequestMeter, *, api_key: str | None, authorization: str
 def check_key_restrictions(meter: RequestMeter, *, scope: str, model: str | None) -> None:
     """HOOK: the key's own restrictions (models, scopes, client IP, origin): 403, no quota.
 
+    Raise `predictions.errors.NotPermitted` (403 permission_denied) to refuse.
     Every protocol passes here before anything is charged; nothing is restricted yet.
     """
 
@@ -77,7 +79,7 @@ def check_key_restrictions(meter: RequestMeter, *, scope: str, model: str | None
 def authorize(meter: RequestMeter, *, scope: str, model: str | None = None) -> None:
     """May this caller do `scope` (on `model`)? The plan must cover the model; then the key."""
     if model is not None and not meter.principal.plan.covers(model):
-        raise exceptions.PermissionDenied(f"Your plan does not include the model {model!r}.")
+        raise NotPermitted(f"Your plan does not include the model {model!r}.")
     check_key_restrictions(meter, scope=scope, model=model)
 
 
