@@ -53,6 +53,22 @@ def _grpc(address: str, key: str, outcomes: list) -> None:
             outcomes.append(("grpc", 200))
 
 
+def _rest_once(url: str, key: str) -> None:
+    response = requests.post(
+        f"{url}/api/v1/models/iris/predict",
+        json={"instances": [IRIS_ROW]},
+        headers={"X-API-Key": key},
+        timeout=60,
+    )
+    assert response.status_code == 200, response.text
+
+
+def _grpc_once(address: str, key: str) -> None:
+    with grpc.insecure_channel(address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        stub.ModelInfer(iris_request(), metadata=(("x-api-key", key),), timeout=60)
+
+
 def _guarded(target, *args) -> None:
     try:
         target(*args)
@@ -62,7 +78,11 @@ def _guarded(target, *args) -> None:
 
 def test_rest_and_grpc_share_one_quota_exactly_under_concurrency(live_demo_models):
     _, key = make_subscriber_key(plan_name="shared-quota", quota=QUOTA, rate=10_000, burst=10_000)
+    _, warm_key = make_subscriber_key(plan_name="shared-quota-warm-up")
     with GunicornServer(workers=2) as web, GrpcServer() as rpc:
+        for _ in range(2):  # load the model in both gunicorn workers and the gRPC server
+            _rest_once(web.url, warm_key)
+        _grpc_once(rpc.address, warm_key)
         outcomes: list = []
         threads = [
             threading.Thread(
@@ -80,9 +100,10 @@ def test_rest_and_grpc_share_one_quota_exactly_under_concurrency(live_demo_model
     assert not [o for o in outcomes if o[0] == "error"], outcomes
     admitted = [protocol for protocol, status in outcomes if status == 200]
     assert len(admitted) == QUOTA
-    assert set(admitted) == {"v1", "grpc"}
-    assert QuotaCounter.objects.get().used == QUOTA
-    records = UsageRecord.objects.filter(status=200)
-    assert records.count() == QUOTA
-    assert sorted(records.values_list("protocol", flat=True)) == sorted(admitted)
-    assert UsageRecord.objects.filter(status=429).count() == THREADS
+    assert {protocol for protocol, _ in outcomes} == {"v1", "grpc"}
+    assert QuotaCounter.objects.get(subscription__plan__name="shared-quota").used == QUOTA
+    records = UsageRecord.objects.filter(subscription__plan__name="shared-quota")
+    assert records.filter(status=200).count() == QUOTA
+    ok = records.filter(status=200).values_list("protocol", flat=True)
+    assert sorted(ok) == sorted(admitted)
+    assert records.filter(status=429).count() == THREADS
