@@ -1,13 +1,15 @@
 # mlapi image: the same commands as `make run` and CI, one role per container.
 #   docker build -t mlapi .
 #   docker run mlapi web      (gunicorn)   |   docker run mlapi worker   (Celery worker + beat)
+#   docker run mlapi grpc     (the gRPC data plane on MLAPI_GRPC_PORT, default 8001)
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     MLAPI_DATA_DIR=/data \
     HOST=0.0.0.0 \
-    PORT=8000
+    PORT=8000 \
+    MLAPI_GRPC_PORT=8001
 
 WORKDIR /app
 COPY requirements.txt .
@@ -22,6 +24,6 @@ USER mlapi
 RUN DJANGO_DEBUG=0 DJANGO_SECRET_KEY=build-only ALLOWED_HOSTS=build \
     python manage.py collectstatic --noinput --verbosity 0
 
-EXPOSE 8000
+EXPOSE 8000 8001
 ENTRYPOINT ["python", "-m", "mlapi.serve"]
 CMD ["web"]

@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test lint format setup bench clean
+.PHONY: run test lint format setup bench clean proto
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +49,10 @@ bench: $(VENV)/.dev
 	@command -v wrk >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null) \
 		|| { echo "make bench needs wrk: apt-get install -y wrk" >&2; exit 1; }
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+# The gRPC messages' descriptor set (committed; tests/test_grpc_server.py checks it is current).
+proto: $(VENV)/.dev
+	$(PY) -m grpc_tools.protoc -I predictions/grpc --descriptor_set_out=predictions/grpc/inference.binpb inference.proto
 
 clean:
 	rm -rf var/test .pytest_cache

@@ -1,9 +1,11 @@
-"""DRF authentication for the data plane: API keys (`X-API-Key`) and subscriber JWTs.
+"""Data-plane credentials: API keys (`X-API-Key`) and subscriber JWTs (`Authorization: Bearer`).
 
-Both produce `(user, keys.principal.Principal)` and, on data-plane views, set
-`request._request.mlapi_principal`, which usage recording reads. Failures are 401 with
-`WWW-Authenticate` and the contract codes: `not_authenticated`, `invalid_credentials`,
-`key_revoked`, `key_expired`, `token_expired`.
+The checks are transport-free functions, `authenticate_api_key(presented)` and
+`authenticate_bearer(header)`, each returning `(user, keys.principal.Principal)` through the
+~1 s per-process caches (`keys.keycache`); `authenticate_credentials` picks one. REST reads
+them through the DRF classes below, gRPC from call metadata. Failures are DRF's 401
+`AuthenticationFailed` with the contract codes: `invalid_credentials`, `key_revoked`,
+`key_expired`, `token_expired` (none at all is the caller's `not_authenticated`).
 """
 
 from __future__ import annotations
@@ -47,21 +49,44 @@ def _load_key(prefix: str) -> keycache.CachedKey | None:
     )
 
 
-def _mark_data_plane(request, principal: Principal | None) -> None:
-    """Set `mlapi_principal` (read by usage recording) when the view is on the data plane.
-
-    Only views that declare `data_plane = True` (`keys.views.MeteredAPIView`) are metered and
-    recorded; the same classes on management or default views authenticate without marking.
-    """
-    view = (getattr(request, "parser_context", None) or {}).get("view")
-    if principal is not None and getattr(view, "data_plane", False):
-        request._request.mlapi_principal = principal
-
-
 def _touch_last_used(key_id: int) -> None:
     """Record use at most once a minute per key and process (one cheap UPDATE)."""
     if keycache.due_for_last_used(key_id):
         ApiKey.objects.filter(pk=key_id).update(last_used_at=timezone.now())
+
+
+def authenticate_api_key(presented: str) -> tuple:
+    """`(user, principal)` for `mlk_<prefix>.<secret>`, or 401 AuthenticationFailed."""
+    try:
+        prefix, secret = crypto.parse_key(presented.strip())
+    except crypto.MalformedKey:
+        raise _failed("Malformed API key; expected mlk_<prefix>.<secret>.") from None
+    hit, entry = keycache.get(prefix)
+    if not hit:
+        entry = _load_key(prefix)
+        keycache.put(prefix, entry)
+    if entry is None or not crypto.verify_secret(secret, entry.hashed_secret):
+        raise _failed("Invalid API key.")
+    if entry.revoked_at is not None:
+        raise _failed("This API key was revoked.", code="key_revoked")
+    if entry.expires_at is not None and entry.expires_at <= timezone.now():
+        raise _failed("This API key has expired.", code="key_expired")
+    _touch_last_used(entry.key_id)
+    return entry.user, entry.principal
+
+
+def authenticate_bearer(header: str | bytes) -> tuple | None:
+    """`(user, principal or None)` for an `Authorization` value; None if it is not Bearer."""
+    return _JWT.authenticate_header_value(header)
+
+
+def authenticate_credentials(*, api_key: str | None, authorization: str | bytes | None):
+    """The caller of a data-plane call from its credentials, or None when it sent none."""
+    if api_key is not None:
+        return authenticate_api_key(api_key)
+    if authorization:
+        return authenticate_bearer(authorization)
+    return None
 
 
 class ApiKeyAuthentication(BaseAuthentication):
@@ -79,23 +104,7 @@ class ApiKeyAuthentication(BaseAuthentication):
                     "API keys are not accepted in the URL; send the key in the X-API-Key header."
                 )
             return None
-        try:
-            prefix, secret = crypto.parse_key(presented.strip())
-        except crypto.MalformedKey:
-            raise _failed("Malformed API key; expected mlk_<prefix>.<secret>.") from None
-        hit, entry = keycache.get(prefix)
-        if not hit:
-            entry = _load_key(prefix)
-            keycache.put(prefix, entry)
-        if entry is None or not crypto.verify_secret(secret, entry.hashed_secret):
-            raise _failed("Invalid API key.")
-        if entry.revoked_at is not None:
-            raise _failed("This API key was revoked.", code="key_revoked")
-        if entry.expires_at is not None and entry.expires_at <= timezone.now():
-            raise _failed("This API key has expired.", code="key_expired")
-        _touch_last_used(entry.key_id)
-        _mark_data_plane(request, entry.principal)
-        return entry.user, entry.principal
+        return authenticate_api_key(presented)
 
     def authenticate_header(self, request) -> str:
         return CHALLENGE
@@ -116,7 +125,11 @@ class SubscriberJWTAuthentication(JWTAuthentication):
         header = self.get_header(request)
         if header is None:
             return None
-        raw = self.get_raw_token(header)
+        return self.authenticate_header_value(header)
+
+    def authenticate_header_value(self, header: str | bytes) -> tuple | None:
+        """The check itself, from the header's value (REST header or gRPC metadata)."""
+        raw = self.get_raw_token(header.encode() if isinstance(header, str) else header)
         if raw is None:
             return None
         if raw.startswith(b"mlk_"):
@@ -129,9 +142,7 @@ class SubscriberJWTAuthentication(JWTAuthentication):
             keycache.put(cache_key, entry)
         if entry is None:
             raise _failed("The token's user does not exist or is inactive.")
-        user, principal = entry
-        _mark_data_plane(request, principal)
-        return user, principal
+        return entry
 
     def _load(self, token) -> tuple | None:
         """`(user, principal or None)`, or None for an unknown or inactive user (2 queries)."""
@@ -156,3 +167,6 @@ class SubscriberJWTAuthentication(JWTAuthentication):
 
     def authenticate_header(self, request) -> str:
         return 'Bearer realm="mlapi"'
+
+
+_JWT = SubscriberJWTAuthentication()

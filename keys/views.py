@@ -5,21 +5,17 @@ See docs/architecture.md "Request flow on the data plane".
 
 from __future__ import annotations
 
-from datetime import datetime
-
+from django.utils import timezone
 from rest_framework.authentication import SessionAuthentication
 from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
-from keys import limits
 from keys.authentication import ApiKeyAuthentication, SubscriberJWTAuthentication
+from keys.meter import RequestMeter
 from keys.permissions import ActiveSubscription, ManagementPlane
 from keys.principal import Principal
-from mlapi.exceptions import DomainError
-
-STATE_ATTR = "_mlapi_limit_state"
-ADMITTED_ATTR = "_mlapi_admitted"
+from mlapi.protocols import protocol_for_path
 
 
 class CommonAcceptNegotiation(DefaultContentNegotiation):
@@ -47,66 +43,61 @@ class CommonAcceptNegotiation(DefaultContentNegotiation):
 
 
 class MeteredAPIView(APIView):
-    """Data plane: API key or JWT, active subscription, rate + quota limits, RateLimit headers.
+    """Data plane over REST: API key or JWT, active subscription, limits, RateLimit headers.
 
-    Views that predict set `consumes_quota = True` and call `self.admit(request, units=n)`
-    once the input validated (one rate token + n quota units, atomically); a server-side
-    failure after that calls `self.refund(request)`. Other views take one rate token in
-    `initial()`. A quota-consuming request that ends before `admit()` (bad input, unknown
-    model) still takes a token, so errors cannot be used to hammer the service for free.
+    Each request gets a `keys.meter.RequestMeter` (`self.meter`, and `request.mlapi_meter`
+    for usage recording) before authentication; an authenticated caller becomes its
+    `principal`. Views that predict set `consumes_quota = True` and charge the meter once the
+    input validated (`meter.admit(n)`: one rate token + n quota units, atomically; a failure on
+    our side then `meter.refund()`); other views take one rate token in `initial()`. The reply
+    of every authenticated request carries the RateLimit headers and any header the data
+    plane put on the meter (`meter.headers`), errors included.
     """
 
     authentication_classes = [ApiKeyAuthentication, SubscriberJWTAuthentication]
     permission_classes = [ActiveSubscription]
     content_negotiation_class = CommonAcceptNegotiation
     consumes_quota: bool = False
-    data_plane = True  # authentication marks the request for usage recording
+    meter: RequestMeter | None = None
 
     def initial(self, request, *args, **kwargs) -> None:
+        raw = request._request
+        self.meter = raw.mlapi_meter = RequestMeter(
+            protocol=protocol_for_path(raw.path),
+            started_at=timezone.now(),
+            consumes_quota=self.consumes_quota,
+            method=raw.method or "",
+            path=raw.path,
+            request_bytes=int(raw.META.get("CONTENT_LENGTH") or 0),
+        )
         super().initial(request, *args, **kwargs)
         if not self.consumes_quota:
-            self._limit(request, lambda principal: limits.take_token(principal=principal))
+            self.meter.take_token()
+
+    def perform_authentication(self, request) -> None:
+        request.user  # noqa: B018 - DRF authenticates lazily; this runs the classes
+        if isinstance(request.auth, Principal):
+            self.meter.principal = request.auth
 
     def admit(self, request, *, units: int) -> None:
         """Take one token and `units` of quota for this request, or raise a 429."""
-        self._limit(request, lambda principal: limits.admit(principal=principal, units=units))
-        setattr(request, ADMITTED_ATTR, (units, getattr(request, STATE_ATTR).period_start))
+        self.meter.admit(units)
 
     def refund(self, request) -> None:
         """Give back the units `admit()` took (the prediction failed on our side)."""
-        admitted: tuple[int, datetime] | None = getattr(request, ADMITTED_ATTR, None)
-        if admitted is not None:
-            limits.refund(principal=request.auth, units=admitted[0], period_start=admitted[1])
-            setattr(request, ADMITTED_ATTR, None)
-
-    def _limit(self, request, step) -> None:
-        try:
-            setattr(request, STATE_ATTR, step(request.auth))
-        except limits.LimitError as exc:
-            setattr(request, STATE_ATTR, exc.state)
-            raise
+        self.meter.refund()
 
     def finalize_response(self, request, response, *args, **kwargs):
-        principal = getattr(request._request, "mlapi_principal", None)
-        if isinstance(principal, Principal):
-            response = self._with_limit_headers(request, response, principal)
+        meter = self.meter
+        if meter is not None and meter.principal is not None:
+            headers, refused = meter.settle()
+            if refused is not None:
+                response = self.handle_exception(refused)
+            for name, value in headers.items():
+                response[name] = value
+            for name, value in meter.headers.items():
+                response[name] = value
         return super().finalize_response(request, response, *args, **kwargs)
-
-    def _with_limit_headers(self, request, response, principal: Principal):
-        state = getattr(request, STATE_ATTR, None)
-        try:
-            if state is None and self.consumes_quota and principal.is_active:
-                try:  # ended before admit(): the request still costs its rate token
-                    state = limits.take_token(principal=principal)
-                except limits.RateLimited as exc:
-                    state, response = exc.state, self.handle_exception(exc)
-            if state is None:
-                state = limits.peek(principal=principal)
-        except DomainError:  # the limits store is down; the response says so or stands
-            return response
-        for name, value in state.headers().items():
-            response[name] = value
-        return response
 
 
 class ManagementAPIView(GenericAPIView):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -19,11 +20,11 @@ from django.db import DatabaseError, InterfaceError, OperationalError
 from django.http import Http404, HttpRequest, HttpResponse
 from rest_framework import exceptions as drf
 
+from mlapi.protocols import PROTOCOL_PREFIXES, is_protocol_path  # noqa: F401 - re-exported
 from mlapi.request_id import current_request_id
 
 logger = logging.getLogger("mlapi")
 
-PROTOCOL_PREFIXES = ("/v2", "/v1/models/")
 QUOTA_PROBLEM_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
 
 
@@ -93,11 +94,6 @@ DRF_CODES = {
     drf.UnsupportedMediaType: "unsupported_media_type",
     drf.Throttled: "rate_limited",
 }
-
-
-def is_protocol_path(path: str) -> bool:
-    """True for the KServe/Triton routes, whose error body is `{"error": ...}`."""
-    return path.startswith(PROTOCOL_PREFIXES)
 
 
 def problem_response(
@@ -270,6 +266,32 @@ def response_for_exception(exc: BaseException, path: str) -> HttpResponse:
     return problem_response(
         path=path, status=500, code="internal_error", detail="Internal server error."
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSummary:
+    """An error as a non-HTTP transport (gRPC) reports it: the section 4 status, code, detail."""
+
+    status: int
+    code: str
+    detail: str
+    headers: dict[str, str]
+
+
+def summarize_exception(exc: BaseException) -> ErrorSummary:
+    """The contract's status, code and message for any exception, as `response_for_exception`."""
+    if isinstance(exc, (DomainError, drf.APIException)):
+        response = response_for_exception(exc, "/v2")  # the protocol body: {"error", "code"}
+        body = orjson.loads(response.content)
+        headers = {k: v for k, v in response.items() if k not in ("Content-Type",)}
+        return ErrorSummary(response.status_code, body["code"], body["error"], headers)
+    if isinstance(exc, (OperationalError, InterfaceError, DatabaseError)):
+        logger.warning("database unavailable: %s", exc.__class__.__name__)
+        return ErrorSummary(
+            503, "service_unavailable", "The database is unavailable; try again shortly.", {}
+        )
+    logger.error("unhandled error", exc_info=exc)
+    return ErrorSummary(500, "internal_error", "Internal server error.", {})
 
 
 def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> HttpResponse:

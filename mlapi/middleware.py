@@ -14,8 +14,7 @@ from mlapi.exceptions import (
     store_outage_response,
     unavailable_store,
 )
-
-UPLOAD_PATHS = ("/api/v1/jobs", "/admin/", "/portal/jobs")
+from mlapi.protocols import CONTRACT_ERROR_PREFIXES, UPLOAD_PREFIXES, is_lean_path
 
 
 class BodySizeLimitMiddleware:
@@ -32,7 +31,7 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = (
             settings.MLAPI_MAX_UPLOAD_BYTES
-            if request.path.startswith(UPLOAD_PATHS)
+            if request.path.startswith(UPLOAD_PREFIXES)
             else settings.MLAPI_MAX_REQUEST_BYTES
         )
         raw = request.META.get("CONTENT_LENGTH") or "0"
@@ -54,7 +53,6 @@ class BodySizeLimitMiddleware:
         return self.get_response(request)
 
 
-API_PREFIXES = ("/api/", "/v2", "/v1/models/")
 JSON_TYPES = ("application/json", "application/problem+json")
 STATUS_CODES = {
     400: "bad_request",
@@ -85,7 +83,7 @@ class ErrorShapeMiddleware:
         response = self.get_response(request)
         if (
             response.status_code < 400
-            or not request.path.startswith(API_PREFIXES)
+            or not request.path.startswith(CONTRACT_ERROR_PREFIXES)
             or response.get("Content-Type", "").startswith(JSON_TYPES)
             or getattr(response, "streaming", False)
         ):
@@ -130,10 +128,8 @@ class StoreOutageMiddleware:
         return store_outage_response(request, exception)
 
 
-# Data-plane routes (API key or JWT, never a browser session): /api/v1/models..., Open Inference
-# Protocol V2 and the KServe V1 alias. Management endpoints, jobs, the portal and the admin keep
-# the full MIDDLEWARE list.
-LEAN_PATH_PREFIXES = ("/api/v1/models", "/v2", "/v1/models/")
+# Data-plane routes (API key or JWT, never a browser session): mlapi.protocols.LEAN_PREFIXES.
+# Management endpoints, jobs, the portal and the admin keep the full MIDDLEWARE list.
 LEAN_MIDDLEWARE = (
     "django.middleware.security.SecurityMiddleware",  # nosniff, referrer policy, HSTS, SSL redirect
     "django.middleware.common.CommonMiddleware",  # APPEND_SLASH, DISALLOWED_USER_AGENTS
@@ -175,6 +171,6 @@ class LeanDataPlaneMiddleware:
         self.lean = _LeanHandler(LEAN_MIDDLEWARE)._middleware_chain
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.path_info.startswith(LEAN_PATH_PREFIXES):
+        if is_lean_path(request.path_info):
             return self.lean(request)
         return self.get_response(request)

@@ -1,7 +1,7 @@
 """`make run`: a small supervisor for gunicorn and the Celery worker, in the foreground.
 
-`python -m mlapi.serve` runs every default role; `python -m mlapi.serve web` or `... worker`
-runs some (the container image runs one role per container, so what CI proves is what the image
+`python -m mlapi.serve` runs every default role (web, worker, grpc: the gRPC data plane on
+MLAPI_GRPC_PORT); `python -m mlapi.serve web`, `... worker` or `... grpc` runs some (the container image runs one role per container, so what CI proves is what the image
 runs). Each role is one `Role` in `ROLES`: adding a process is one line there.
 
 A child that dies is logged and started again after a backoff (1 s, doubling up to 30 s while it
@@ -89,6 +89,11 @@ def _worker_command() -> list[str]:
     ]  # fmt: skip
 
 
+def _grpc_command() -> list[str]:
+    """The gRPC data plane (predictions.grpc): its own process, so nothing forks after gRPC."""
+    return [sys.executable, "-m", "predictions.grpc"]
+
+
 @dataclass(frozen=True)
 class Role:
     """One kind of child process: its name, how to build its command line, whether
@@ -103,6 +108,7 @@ class Role:
 ROLES: dict[str, Role] = {
     "web": Role("web", _web_command),
     "worker": Role("worker", _worker_command),
+    "grpc": Role("grpc", _grpc_command),
 }
 
 
@@ -171,6 +177,8 @@ def _print_urls() -> None:
         f"  portal:   {base}/portal/\n"
         f"  admin:    {base}/admin/\n"
         f"  API docs: {base}/api/docs/   (Redoc: {base}/api/redoc/)\n"
+        f"  gRPC:     {os.environ.get('HOST', '127.0.0.1')}:"
+        f"{os.environ.get('MLAPI_GRPC_PORT', '8001')} (Open Inference Protocol)\n"
         "Press Ctrl-C to stop.\n",
         flush=True,
     )

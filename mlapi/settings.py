@@ -368,6 +368,12 @@ MLAPI_JOB_CHUNK_ROWS = env_int("MLAPI_JOB_CHUNK_ROWS", 5000)
 # Queue the job tasks go to; empty = Celery's default queue, which `make run`'s worker consumes.
 MLAPI_JOB_QUEUE = os.environ.get("MLAPI_JOB_QUEUE", "")
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
+# gRPC data plane (predictions.grpc, the `grpc` role of `python -m mlapi.serve`).
+MLAPI_GRPC_PORT = env_int("MLAPI_GRPC_PORT", 8001)
+MLAPI_GRPC_THREADS = env_int("MLAPI_GRPC_THREADS", 8)
+MLAPI_GRPC_GRACE_S = env_float("MLAPI_GRPC_GRACE_S", 10.0)
+MLAPI_GRPC_TLS_CERT = os.environ.get("MLAPI_GRPC_TLS_CERT", "")  # PEM files; both or neither
+MLAPI_GRPC_TLS_KEY = os.environ.get("MLAPI_GRPC_TLS_KEY", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file
 

@@ -15,12 +15,13 @@ KEY_VARIABLE = "MLAPI_KEY"
 
 @dataclass(frozen=True)
 class Examples:
-    """The three snippets shown for a model, plus the sample instance they send."""
+    """The snippets shown for a model, plus the sample instance they send."""
 
     instance: dict
     curl: str
     python: str
-    triton: str
+    triton: str  # tritonclient.http: Open Inference Protocol over REST
+    triton_grpc: str  # tritonclient.grpc: the same protocol over gRPC
 
 
 def sample_value(feature: dict):
@@ -73,22 +74,26 @@ def _python(base: str, name: str, instance: dict, classifier: bool) -> str:
     )
 
 
-def _triton(base: str, name: str, features: list[dict], instance: dict) -> str:
-    parts = urlsplit(base)
+def _triton(
+    target: str, name: str, features: list[dict], instance: dict, *, ssl: bool, grpc: bool
+) -> str:
+    """A tritonclient snippet: `tritonclient.http` (REST) or `tritonclient.grpc` at `target`."""
     numeric = all(f.get("type") != "category" for f in features)
+    module, alias = ("grpc", "grpcclient") if grpc else ("http", "httpclient")
+    # gRPC metadata keys are lower-case (HTTP/2); as_json gives the same dict as REST's.
+    header, as_json = ("x-api-key", ", as_json=True") if grpc else ("X-API-Key", "")
     head = (
-        "import os\n\nimport numpy as np\nimport tritonclient.http as httpclient\n\n"
-        f'client = httpclient.InferenceServerClient("{parts.netloc}", '
-        f"ssl={parts.scheme == 'https'})\n"
-        f'headers = {{"X-API-Key": os.environ["{KEY_VARIABLE}"]}}\n'
-        f'metadata = client.get_model_metadata("{name}", headers=headers)\n'
+        f"import os\n\nimport numpy as np\nimport tritonclient.{module} as {alias}\n\n"
+        f'client = {alias}.InferenceServerClient("{target}", ssl={ssl})\n'
+        f'headers = {{"{header}": os.environ["{KEY_VARIABLE}"]}}\n'
+        f'metadata = client.get_model_metadata("{name}", headers=headers{as_json})\n'
     )
     if numeric:
         row = ", ".join(repr(float(instance[f["name"]])) for f in features)
         body = (
             f"data = np.array([[{row}]], dtype=np.float32)  # {len(features)} features, "
             "schema order\n"
-            'tensor = httpclient.InferInput(metadata["inputs"][0]["name"], list(data.shape), '
+            f'tensor = {alias}.InferInput(metadata["inputs"][0]["name"], list(data.shape), '
             '"FP32")\n'
             "tensor.set_data_from_numpy(data)\n"
             "inputs = [tensor]\n"
@@ -103,7 +108,7 @@ def _triton(base: str, name: str, features: list[dict], instance: dict) -> str:
                 array, dtype = f"np.array([[{float(value)!r}]], dtype=np.float64)", "FP64"
             body += (
                 f"data = {array}\n"
-                f'tensor = httpclient.InferInput("{f["name"]}", list(data.shape), "{dtype}")\n'
+                f'tensor = {alias}.InferInput("{f["name"]}", list(data.shape), "{dtype}")\n'
                 "tensor.set_data_from_numpy(data)\n"
                 "inputs.append(tensor)\n"
             )
@@ -115,15 +120,28 @@ def _triton(base: str, name: str, features: list[dict], instance: dict) -> str:
 
 
 def build_examples(
-    *, base_url: str, model_name: str, schema: dict, classifier: bool, metadata: dict | None = None
+    *,
+    base_url: str,
+    model_name: str,
+    schema: dict,
+    classifier: bool,
+    metadata: dict | None = None,
+    grpc_address: str | None = None,
 ) -> Examples:
-    """The curl, Python `requests` and `tritonclient` snippets for `model_name` at `base_url`."""
+    """The curl, `requests` and tritonclient (HTTP, gRPC) snippets for `model_name`.
+
+    `grpc_address` is `host:port` of the gRPC data plane (default: the base URL's host, 8001).
+    """
     base = base_url.rstrip("/")
+    parts = urlsplit(base)
     features = list(schema.get("features") or [])
     instance = sample_instance(features, metadata)
+    ssl = parts.scheme == "https"
+    grpc_target = grpc_address or f"{parts.hostname}:8001"
     return Examples(
         instance=instance,
         curl=_curl(base, model_name, instance),
         python=_python(base, model_name, instance, classifier),
-        triton=_triton(base, model_name, features, instance),
+        triton=_triton(parts.netloc, model_name, features, instance, ssl=ssl, grpc=False),
+        triton_grpc=_triton(grpc_target, model_name, features, instance, ssl=ssl, grpc=True),
     )

@@ -13,6 +13,14 @@ class ModelNotFound(DomainError):
     title = "Not found"
 
 
+class NotPermitted(DomainError):
+    """The caller may not do this: the plan does not cover the model, or the key forbids it."""
+
+    status = 403
+    code = "permission_denied"
+    title = "Forbidden"
+
+
 class ModelUnavailable(DomainError):
     """The model exists but cannot be served: missing file, hash mismatch, failed load."""
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import struct
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
@@ -18,7 +18,12 @@ from rest_framework.exceptions import ValidationError
 
 from predictions.validation import NonFinite, parse_json
 
+if TYPE_CHECKING:
+    from predictions.inference import Predictor
+
 NUMERIC = {"FP32": np.dtype("<f4"), "FP64": np.dtype("<f8")}
+SERVER_NAME = "mlapi"
+SERVER_VERSION = "1.0.0"
 KNOWN = {"BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64",
          "FP16", "FP32", "FP64", "BYTES", "BF16"}  # fmt: skip
 
@@ -81,7 +86,7 @@ def _decode_bytes(blob: bytes, count: int, field: str) -> list[str]:
         raise _bad(field, "BYTES elements must be UTF-8 text") from None
 
 
-def _binary_values(blob: bytes, datatype: str, count: int, field: str) -> list:
+def binary_values(blob: bytes, datatype: str, count: int, field: str) -> list:
     if datatype == "BYTES":
         return _decode_bytes(blob, count, field)
     dtype = NUMERIC[datatype]
@@ -129,7 +134,7 @@ def decode_inputs(header: Any, binary: bytes) -> dict[str, tuple[str, list[int],
         if size is not None:
             if not isinstance(size, int) or size < 0 or offset + size > len(binary):
                 raise _bad(field, "binary data is truncated or binary_data_size is wrong")
-            values = _binary_values(binary[offset : offset + size], datatype, count, field)
+            values = binary_values(binary[offset : offset + size], datatype, count, field)
             offset += size
         elif "data" in spec:
             values = _json_values(spec["data"], datatype, count, field)
@@ -212,3 +217,48 @@ def encode_response(body: dict, tensors: list[tuple[str, str, list[int], Any]], 
     if not blobs:
         return header, None
     return header + b"".join(blobs), len(header)
+
+
+def output_names(predictor: Predictor) -> list[str]:
+    return ["predict", "predict_proba"] if predictor.output.get("probabilities") else ["predict"]
+
+
+def model_metadata(predictor: Predictor) -> dict:
+    """V2 model metadata: the tensors this model takes and returns."""
+    features = predictor.schema
+    if all(f["type"] == "number" for f in features):
+        inputs = [{"name": "input", "datatype": "FP64", "shape": [-1, len(features)]}]
+    else:
+        inputs = [
+            {
+                "name": f["name"],
+                "datatype": "BYTES" if f["type"] == "category" else "FP64",
+                "shape": [-1, 1],
+            }
+            for f in features
+        ]
+    label = "BYTES" if predictor.task == "classification" else "FP64"
+    outputs = [{"name": "predict", "datatype": label, "shape": [-1]}]
+    if predictor.output.get("probabilities"):
+        classes = len(predictor.classes or [])
+        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
+    return {
+        "name": predictor.model_name,
+        "versions": [predictor.version],
+        "platform": "onnxruntime_onnx" if predictor.runtime == "onnx" else "sklearn",
+        "inputs": inputs,
+        "outputs": outputs,
+    }
+
+
+def output_tensors(predictor: Predictor, names: list[str], result, rows: int) -> list[tuple]:
+    """(name, datatype, shape, values) per requested output, in the order asked."""
+    tensors = []
+    for output in names:
+        if output == "predict":
+            dtype = "BYTES" if predictor.task == "classification" else "FP64"
+            tensors.append(("predict", dtype, [rows], result.predictions))
+        else:
+            width = len(predictor.classes or [])
+            tensors.append(("predict_proba", "FP64", [rows, width], result.probabilities))
+    return tensors

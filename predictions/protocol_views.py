@@ -15,17 +15,22 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 
-from predictions.inference import Predictor, models_ready
+from predictions import dataplane
+from predictions.inference import models_ready
 from predictions.metering import PredictionAPIView
 from predictions.protocol import (
+    SERVER_VERSION,
     decode_inputs,
     encode_response,
+    model_metadata,
+    output_names,
+    output_tensors,
     requested_outputs,
     split_body,
     tensors_to_instances,
 )
 from predictions.serializers import DATA_PLANE_ERRORS, protocol_errors
-from predictions.validation import parse_json, validate_instances
+from predictions.validation import parse_json
 
 V2_TAGS = ["Open Inference Protocol"]
 OK = {(200, "application/json"): OpenApiTypes.OBJECT}
@@ -53,7 +58,7 @@ V2_RESPONSE_EXAMPLE = OpenApiExample(
         ],
     },
 )
-SERVER = {"name": "mlapi", "version": "1.0.0", "extensions": ["binary_tensor_data"]}
+SERVER = {"name": "mlapi", "version": SERVER_VERSION, "extensions": ["binary_tensor_data"]}
 
 
 def _json(body: dict, status: int = 200) -> HttpResponse:
@@ -78,53 +83,10 @@ def server_metadata(request: HttpRequest) -> HttpResponse:
     return _json(SERVER)
 
 
-def output_names(predictor: Predictor) -> list[str]:
-    return ["predict", "predict_proba"] if predictor.output.get("probabilities") else ["predict"]
-
-
-def model_metadata(predictor: Predictor) -> dict:
-    """V2 model metadata: the tensors this model takes and returns."""
-    features = predictor.schema
-    if all(f["type"] == "number" for f in features):
-        inputs = [{"name": "input", "datatype": "FP64", "shape": [-1, len(features)]}]
-    else:
-        inputs = [
-            {
-                "name": f["name"],
-                "datatype": "BYTES" if f["type"] == "category" else "FP64",
-                "shape": [-1, 1],
-            }
-            for f in features
-        ]
-    label = "BYTES" if predictor.task == "classification" else "FP64"
-    outputs = [{"name": "predict", "datatype": label, "shape": [-1]}]
-    if predictor.output.get("probabilities"):
-        classes = len(predictor.classes or [])
-        outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, classes]})
-    return {
-        "name": predictor.model_name,
-        "versions": [predictor.version],
-        "platform": "onnxruntime_onnx" if predictor.runtime == "onnx" else "sklearn",
-        "inputs": inputs,
-        "outputs": outputs,
-    }
-
-
-def output_tensors(predictor: Predictor, names: list[str], result, rows: int) -> list[tuple]:
-    """(name, datatype, shape, values) per requested output, in the order asked."""
-    tensors = []
-    for output in names:
-        if output == "predict":
-            dtype = "BYTES" if predictor.task == "classification" else "FP64"
-            tensors.append(("predict", dtype, [rows], result.predictions))
-        else:
-            width = len(predictor.classes or [])
-            tensors.append(("predict_proba", "FP64", [rows, width], result.probabilities))
-    return tensors
-
-
 class V2ModelMetadataView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]`."""
+
+    scope = dataplane.MODELS_READ
 
     @extend_schema(summary="V2 model metadata", tags=V2_TAGS, responses=OK | protocol_errors(*GETS))
     def get(self, request, name: str, version: str | None = None):
@@ -133,6 +95,8 @@ class V2ModelMetadataView(PredictionAPIView):
 
 class V2ModelReadyView(PredictionAPIView):
     """`GET /v2/models/{name}[/versions/{v}]/ready`: 200 when it loads, else 503."""
+
+    scope = dataplane.MODELS_READ
 
     @extend_schema(
         summary="V2 model readiness", tags=V2_TAGS, responses=OK | protocol_errors(*GETS)
@@ -160,9 +124,7 @@ class V2InferView(PredictionAPIView):
             request.body, request.headers.get("Inference-Header-Content-Length")
         )
         instances = tensors_to_instances(decode_inputs(header, binary), predictor.schema)
-        columns = validate_instances(
-            predictor.schema, instances, max_instances=request.auth.plan.max_instances
-        )
+        columns = self.validate(predictor, instances)
         names, binary_out = requested_outputs(header, output_names(predictor))
         result = self.predict(request, predictor, columns, probabilities="predict_proba" in names)
         tensors = output_tensors(predictor, names, result, len(instances))
@@ -197,8 +159,6 @@ class KServeV1PredictView(PredictionAPIView):
         body = parse_json(request.body)
         if not isinstance(body, dict):
             raise ValidationError(["the body must be a JSON object with an `instances` list"])
-        columns = validate_instances(
-            predictor.schema, body.get("instances"), max_instances=request.auth.plan.max_instances
-        )
+        columns = self.validate(predictor, body.get("instances"))
         result = self.predict(request, predictor, columns, probabilities=False)
         return _json({"predictions": result.predictions})

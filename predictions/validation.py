@@ -256,3 +256,27 @@ def validate_rows(
         for column, value in zip(columns, values, strict=True):
             column.append(value)
     return columns, ok, errors
+
+
+def validate_matrix(features: Sequence[dict], matrix: np.ndarray, *, max_instances: int):
+    """Columns (a `[features, N]` float64 array) from a clean numeric `[N, F]` matrix, or None.
+
+    The binary protocols' fast path for all-numeric models: one vectorised check of batch size,
+    finiteness and ranges. None means "not all good": the caller then validates the same values
+    instance by instance, which words the errors (`instances[i].x`).
+    """
+    rows = matrix.shape[0] if matrix.ndim == 2 else 0
+    if (
+        not rows
+        or rows > max_instances
+        or matrix.shape[1] != len(features)
+        or any(f["type"] != "number" for f in features)
+        or not np.isfinite(matrix).all()
+    ):
+        return None
+    columns = np.ascontiguousarray(matrix.T, dtype=np.float64)
+    for feature, column in zip(features, columns, strict=True):
+        low, high = feature.get("minimum"), feature.get("maximum")
+        if (low is not None and column.min() < low) or (high is not None and column.max() > high):
+            return None
+    return columns

@@ -8,6 +8,7 @@ from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 
 from mlapi.pagination import PageNumberPagination
+from predictions import dataplane
 from predictions.metering import PredictionAPIView
 from predictions.models import MLModel
 from predictions.parsers import StrictJSONParser
@@ -65,12 +66,15 @@ def visible_models(principal):
 class ModelListView(PredictionAPIView):
     """The models the caller's plan covers, with their default version's schema."""
 
+    scope = dataplane.MODELS_READ
+
     @extend_schema(
         responses={(200, "application/json"): ModelPageSerializer} | problems(*DATA_PLANE_ERRORS),
         summary="List models",
         operation_id="api_v1_models_list",
     )
     def get(self, request):
+        dataplane.authorize(self.meter, scope=self.scope)
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(visible_models(request.auth), request, view=self)
         return paginator.get_paginated_response([model_data(m) for m in page])
@@ -79,11 +83,14 @@ class ModelListView(PredictionAPIView):
 class ModelDetailView(PredictionAPIView):
     """One model: its versions, default version, task, input schema and output."""
 
+    scope = dataplane.MODELS_READ
+
     @extend_schema(
         responses={(200, "application/json"): ModelDetailSerializer} | problems(*DATA_PLANE_ERRORS),
         summary="Describe a model",
     )
     def get(self, request, name: str):
+        dataplane.authorize(self.meter, scope=self.scope)
         model = visible_models(request.auth).filter(name=name).first()
         if model is None:
             if MLModel.objects.filter(name=name).exists():
@@ -110,7 +117,7 @@ class PredictView(PredictionAPIView):
         if not request.body:
             raise ParseError("The body is empty; send a JSON object.", code="invalid_json")
         columns, parameters = validate_body(
-            request.data, predictor.schema, max_instances=request.auth.plan.max_instances
+            request.data, predictor.schema, max_instances=self.meter.principal.plan.max_instances
         )
         wants_proba = bool(parameters.get("probabilities"))
         result = self.predict(request, predictor, columns, probabilities=wants_proba)

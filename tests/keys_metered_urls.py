@@ -25,11 +25,11 @@ class MeteredEchoView(MeteredAPIView):
         data = MeteredInput(data=request.data)
         data.is_valid(raise_exception=True)
         units = data.validated_data["units"]
-        self.admit(request, units=units)
+        self.meter.admit(units)
         if data.validated_data["fail"]:
-            self.refund(request)
+            self.meter.refund()
             raise ServiceUnavailable("simulated model failure")
-        request._request.mlapi_predictions = units
+        self.meter.predictions = units
         return Response({"admitted": units})
 
 

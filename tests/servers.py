@@ -1,4 +1,4 @@
-"""Live gunicorn servers for tests: the same command `make run` uses, on a free port.
+"""Live servers for tests: the same commands `make run` uses (gunicorn; gRPC), on a free port.
 
 `GunicornServer(env={...}).start()` runs `python -m gunicorn mlapi.wsgi:application` with
 mlapi/gunicorn_conf.py against this test process's database and data dir, waits for
@@ -108,6 +108,84 @@ class GunicornServer:
         return Path(self.log.name).read_text(errors="replace")[-20000:]
 
     def __enter__(self) -> GunicornServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        self.log.close()
+
+
+class GrpcServer:
+    """The gRPC data plane (`python -m predictions.grpc`, the `grpc` role) on a free port.
+
+    Same database and data dir as this test process; `start()` waits until the standard health
+    service answers SERVING; `stop()` sends SIGTERM (graceful: in-flight calls finish, buffered
+    usage is flushed) and returns the exit code. gRPC channels are made only after the fork.
+    """
+
+    def __init__(self, *, env: dict[str, str] | None = None) -> None:
+        self.port = free_port()
+        self.address = f"127.0.0.1:{self.port}"
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "mlapi.settings",
+            "MLAPI_TESTING": "1",
+            "DJANGO_DEBUG": "0",
+            "DATABASE_URL": database_url(),
+            "MLAPI_DATA_DIR": str(settings.DATA_DIR),
+            "HOST": "127.0.0.1",
+            "MLAPI_GRPC_PORT": str(self.port),
+            **(env or {}),
+        }
+        self.command = [sys.executable, "-m", "predictions.grpc"]
+        self.log = tempfile.NamedTemporaryFile(prefix="mlapi-grpc-", suffix=".log")  # noqa: SIM115
+        self.process: subprocess.Popen | None = None
+
+    def start(self, timeout: float = 60.0, *, root_certificates: bytes | None = None) -> GrpcServer:
+        import grpc
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        self.process = subprocess.Popen(
+            self.command, cwd=BASE_DIR, env=self.env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"the gRPC server exited during start-up:\n{self.log_text()}")
+            if root_certificates is None:
+                channel = grpc.insecure_channel(self.address)
+            else:
+                credentials = grpc.ssl_channel_credentials(root_certificates=root_certificates)
+                channel = grpc.secure_channel(self.address, credentials)
+            try:
+                stub = health_pb2_grpc.HealthStub(channel)
+                reply = stub.Check(health_pb2.HealthCheckRequest(), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return self
+            except grpc.RpcError:
+                time.sleep(0.1)
+            finally:
+                channel.close()
+        self.stop()
+        raise AssertionError(f"the gRPC server did not come up:\n{self.log_text()}")
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-20000:]
+
+    def __enter__(self) -> GrpcServer:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

@@ -204,6 +204,6 @@ def test_data_plane_requests_are_marked_for_usage_recording(subscriber_key, cred
         user = api_key.subscription.user
         client.credentials(HTTP_AUTHORIZATION=f"Bearer {AccessToken.for_user(user)}")
     response = client.get(INFO)
-    principal = response.wsgi_request.mlapi_principal
+    principal = response.wsgi_request.mlapi_meter.principal
     assert principal.subscription_id == api_key.subscription_id
     assert principal.key_id == (api_key.pk if credential == "key" else None)

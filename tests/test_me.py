@@ -66,7 +66,7 @@ def test_me_without_credentials_is_401_not_authenticated():
 
 def test_management_requests_are_not_recorded_as_data_plane_traffic(jwt_client):
     response = jwt_client.get(ME)
-    assert not hasattr(response.wsgi_request, "mlapi_principal")
+    assert not hasattr(response.wsgi_request, "mlapi_meter")
     assert "RateLimit" not in response
 
 

@@ -194,6 +194,10 @@ def test_docs_show_schema_and_working_examples_for_every_model(client, demo_mode
     assert "petal_width" in html and "property_type" in html
     assert "tritonclient.http" in html and "import requests" in html
     assert "X-API-Key: $MLAPI_KEY" in html
+    assert (
+        "tritonclient.grpc" in html and "InferenceServerClient(&quot;testserver:8001&quot;" in html
+    )
+    assert "&quot;x-api-key&quot;: os.environ" in html  # gRPC metadata keys are lower-case
 
 
 def test_docs_examples_use_a_real_iris_flower_not_made_up_values(client, demo_models):

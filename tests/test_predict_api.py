@@ -156,6 +156,5 @@ def test_predict_sets_usage_attributes_and_quota_headers(client, demo_models, ap
     response = post(client, IRIS_URL, {"instances": [[5.1, 3.5, 1.4, 0.2]] * 3}, api_key)
     assert response.status_code == 200
     assert "RateLimit" in response and "RateLimit-Policy" in response
-    assert response.wsgi_request.mlapi_model == "iris"
-    assert response.wsgi_request.mlapi_version == "1"
-    assert response.wsgi_request.mlapi_predictions == 3
+    meter = response.wsgi_request.mlapi_meter
+    assert (meter.model, meter.version, meter.predictions, meter.protocol) == ("iris", "1", 3, "v1")

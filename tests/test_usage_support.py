@@ -2,7 +2,7 @@
 
 `MeteredTestView` behaves like a predict view as far as usage is concerned: it names a
 principal (as keys authentication does), takes the real limits through `keys.limits.admit`
-(so 429s are the real ones), and sets `mlapi_model`/`mlapi_version`/`mlapi_predictions`.
+(so 429s are the real ones), and fills the request's `mlapi_meter` as the data plane does.
 It is routed at `/api/v1/models/<name>/predict` by this module's `urlpatterns` (the project's
 routes plus this one), used with `@pytest.mark.urls` and by the gunicorn test server
 (`tests.test_usage_wsgi`).
@@ -15,14 +15,17 @@ import os
 
 from django.contrib.auth import get_user_model
 from django.urls import include, path
+from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from keys.limits import admit
+from keys.meter import RequestMeter
 from keys.models import ApiKey, Plan, Subscription
 from keys.principal import Principal
+from mlapi.protocols import protocol_for_path
 
 _seq = itertools.count(1)
 
@@ -71,14 +74,21 @@ class MeteredTestView(APIView):
         )
         key_id = int(request.headers.get("X-Test-Key") or 0) or None
         principal = Principal.for_subscription(subscription, key_id=key_id)
-        request._request.mlapi_principal = principal
-        request._request.mlapi_model = name
-        request._request.mlapi_version = "1"
+        meter = request._request.mlapi_meter = RequestMeter(
+            protocol=protocol_for_path(request.path),
+            started_at=timezone.now(),
+            method=request.method,
+            path=request.path,
+            request_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
+            principal=principal,
+            model=name,
+            version="1",
+        )
         data = PredictInput(data=request.data)
         data.is_valid(raise_exception=True)
         n = data.validated_data["n"]
         admit(principal=principal, units=n)
-        request._request.mlapi_predictions = n
+        meter.predictions = n
         return Response({"model": name, "version": "1", "predictions": [0] * n})
 
 

@@ -52,6 +52,7 @@ class Protocol(models.TextChoices):
     KSERVE_V1 = "kserve-v1", "KServe V1 alias"
     JOBS = "jobs", "Batch jobs API"
     MODELS = "models", "Model metadata"
+    GRPC = "grpc", "Open Inference Protocol (gRPC)"
     OTHER = "other", "Other"
 
 

@@ -19,41 +19,15 @@ import logging
 import os
 import threading
 import time
-from dataclasses import asdict, dataclass
-from datetime import datetime
 
 from django.conf import settings
 from django.db import close_old_connections, connections
 
+from usage.events import UsageEvent
 from usage.spool import drain_spool, spool_events
 from usage.writer import write_events
 
 logger = logging.getLogger("mlapi.usage")
-
-
-@dataclass(slots=True)  # not frozen: frozen dataclasses cost ~2x to build, once per request
-class UsageEvent:
-    """One answered data-plane request, as the middleware (or a task) saw it."""
-
-    time: datetime
-    subscription_id: int
-    key_id: int | None
-    plan_name: str
-    model_name: str
-    model_version: str
-    protocol: str
-    method: str
-    path: str
-    status: int
-    error_code: str
-    predictions: int
-    latency_ms: float
-    request_bytes: int
-    response_bytes: int
-    request_id: str = ""  # the reply's X-Request-ID (mlapi.request_id)
-
-    def as_dict(self) -> dict:
-        return asdict(self)
 
 
 class UsageBuffer:

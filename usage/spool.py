@@ -16,6 +16,9 @@ from pathlib import Path
 import orjson
 from django.conf import settings
 
+from usage.events import UsageEvent
+from usage.writer import write_events
+
 logger = logging.getLogger("mlapi.usage")
 
 
@@ -40,9 +43,6 @@ def spool_events(events: list[dict]) -> Path:
 
 def drain_spool() -> int:
     """Write every spooled event; returns how many. Cheap when the spool is empty."""
-    from usage.recording import UsageEvent
-    from usage.writer import write_events
-
     directory = Path(settings.DATA_DIR) / "usage-spool"
     if not directory.is_dir():
         return 0

@@ -10,17 +10,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from django.db import IntegrityError, connection, transaction
 
 from keys.models import ApiKey, Subscription
+from usage.events import UsageEvent
 from usage.models import LATENCY_FIELDS, DailyUsage, UsageRecord, latency_bucket
 
 logger = logging.getLogger("mlapi.usage")
-
-if TYPE_CHECKING:
-    from usage.recording import UsageEvent
 
 COUNTER_FIELDS = (
     "requests",

@@ -8,18 +8,18 @@ from pathlib import Path
 from django.contrib import messages
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
 from keys.principal import Principal
+from mlapi import protocols
 from mlapi.exceptions import DomainError
 from portal.forms import JobUploadForm
 from portal.views.common import add_service_error, render_form, subscriber_required
+from predictions import dataplane
 from predictions.jobs.serializers import JobSerializer
-from predictions.jobs.services import cancel_batch_job, results_file, submit_batch_job
+from predictions.jobs.services import cancel_batch_job, results_file
 from predictions.models import BatchJob, MLModel
-from usage.models import Protocol
-from usage.recording import UsageEvent, record_usage
+from usage.calls import finish_call
 
 JOBS_SHOWN = 50
 
@@ -47,17 +47,24 @@ def jobs(request: HttpRequest) -> HttpResponse:
     if request.method == "POST" and not subscription.is_active:
         return render(request, "portal/jobs.html", _context(form, subscription), status=403)
     if request.method == "POST" and form.is_valid():
-        started = time.monotonic()
+        started = time.perf_counter()
+        meter = dataplane.start_call(
+            protocol=protocols.JOBS,
+            method=request.method,
+            path=request.path,
+            request_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
+        )
+        meter.principal = Principal.for_subscription(subscription)
         try:
-            job = submit_batch_job(
-                principal=Principal.for_subscription(subscription),
-                model_name=form.cleaned_data["model"],
-                upload=form.cleaned_data["file"],
+            job = dataplane.submit_job(
+                meter, model_name=form.cleaned_data["model"], upload=form.cleaned_data["file"]
             )
         except DomainError as exc:
             add_service_error(form, exc)
         else:
-            _record_submission(request, job, elapsed_s=time.monotonic() - started)
+            # Recorded like the API's submission, so usage agrees with the quota it took.
+            meter.status, meter.latency_ms = 202, (time.perf_counter() - started) * 1000
+            finish_call(meter)
             messages.success(
                 request, f"Job for {job.rows_total:,} rows of {job.original_filename} is queued."
             )
@@ -73,34 +80,6 @@ def _context(form: JobUploadForm, subscription) -> dict:
         .order_by("-created_at")[:JOBS_SHOWN]
     )
     return {"form": form, "jobs": jobs, "subscription": subscription}
-
-
-def _record_submission(request: HttpRequest, job: BatchJob, *, elapsed_s: float) -> None:
-    """Count the job's rows as predictions in usage, as the API's submission is counted.
-
-    The usage middleware meters only data-plane requests; a portal upload is recorded here
-    so the dashboard's predictions agree with the quota the job consumed.
-    """
-    subscription = request.subscription
-    record_usage(
-        UsageEvent(
-            time=timezone.now(),
-            subscription_id=subscription.pk,
-            key_id=None,
-            plan_name=subscription.plan.name,
-            model_name=job.model_version.model.name,
-            model_version=job.model_version.version,
-            protocol=Protocol.JOBS,
-            method=request.method,
-            path=request.path,
-            status=202,
-            error_code="",
-            predictions=job.rows_total,
-            latency_ms=elapsed_s * 1000,
-            request_bytes=int(request.META.get("CONTENT_LENGTH") or 0),
-            response_bytes=0,
-        )
-    )
 
 
 @subscriber_required

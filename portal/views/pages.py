@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -61,11 +62,12 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 
 
 def docs(request: HttpRequest) -> HttpResponse:
-    """Every registered model: its input schema and curl, Python and tritonclient examples."""
+    """Every registered model: its input schema; curl, Python and tritonclient (HTTP, gRPC)."""
     subscription = (
         getattr(request.user, "subscription", None) if request.user.is_authenticated else None
     )
     base_url = request.build_absolute_uri("/").rstrip("/")
+    grpc_address = f"{request.get_host().rsplit(':', 1)[0]}:{settings.MLAPI_GRPC_PORT}"
     models = []
     for version in ModelVersion.objects.filter(is_default=True).select_related("model"):
         models.append(
@@ -80,10 +82,12 @@ def docs(request: HttpRequest) -> HttpResponse:
                     schema=version.input_schema or {},
                     classifier=version.model.task == Task.CLASSIFICATION,
                     metadata=version.metadata,
+                    grpc_address=grpc_address,
                 ),
             }
         )
-    return render(request, "portal/docs.html", {"models": models, "base_url": base_url})
+    context = {"models": models, "base_url": base_url, "grpc_port": settings.MLAPI_GRPC_PORT}
+    return render(request, "portal/docs.html", context)
 
 
 @subscriber_required

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from keys.views import MeteredAPIView
 from mlapi.pagination import PageNumberPagination
+from predictions import dataplane
 from predictions.jobs import services
 from predictions.jobs.serializers import JobSerializer, JobSubmitSerializer
 from predictions.models import BatchJob
@@ -22,6 +23,10 @@ JOB = {(200, "application/json"): JobSerializer}
 
 class JobAPIView(MeteredAPIView):
     """Base of the job views: one rate token per request; jobs of the caller only."""
+
+    def initial(self, request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)
+        dataplane.authorize(self.meter, scope=dataplane.JOBS)
 
     def get_job(self, request, job_id) -> BatchJob:
         """The caller's job; another subscriber's job is indistinguishable from none (404)."""
@@ -64,16 +69,13 @@ class JobListView(JobAPIView):
         serializer = JobSubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        job = services.submit_batch_job(
-            principal=request.auth,
+        job = dataplane.submit_job(
+            self.meter,
             model_name=data["model"],
             version=data.get("version") or None,
             upload=data.get("file"),
             instances=data.get("instances"),
         )
-        request._request.mlapi_model = job.model_version.model.name
-        request._request.mlapi_version = job.model_version.version
-        request._request.mlapi_predictions = job.rows_total
         body = JobSerializer(job, context={"request": request}).data
         location = request.build_absolute_uri(
             reverse("predictions:job-detail", kwargs={"job_id": job.pk})

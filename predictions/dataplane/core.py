@@ -1,0 +1,162 @@
+"""The data plane's steps (see the package docstring for the order). Transport-free.
+
+Errors are the ones every transport already maps: DRF `AuthenticationFailed` /
+`NotAuthenticated` (401), `PermissionDenied` (403), `ValidationError` / `ParseError` (400) and
+the domain errors (`ModelNotFound` 404, `RateLimited` / `QuotaExceeded` 429,
+`ModelUnavailable` / `ServiceUnavailable` 503, `PredictionTimeout` 504).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import exceptions
+
+from keys.authentication import authenticate_credentials
+from keys.meter import RequestMeter
+from keys.principal import Principal
+from mlapi.metrics import PREDICTIONS
+from predictions.errors import NotPermitted
+from predictions.inference import Prediction, Predictor, get_predictor
+from predictions.validation import validate_instances
+from predictions.validation import validate_matrix as validate_matrix_columns
+
+# What a call does, for key scopes (CONTRACT section 10).
+PREDICT = "predict"
+JOBS = "jobs"
+MODELS_READ = "models:read"
+
+
+def start_call(
+    *,
+    protocol: str,
+    method: str = "",
+    path: str = "",
+    request_bytes: int = 0,
+    consumes_quota: bool = False,
+) -> RequestMeter:
+    """The meter of a new call (REST's base view builds its own the same way)."""
+    return RequestMeter(
+        protocol=protocol,
+        started_at=timezone.now(),
+        consumes_quota=consumes_quota,
+        method=method,
+        path=path,
+        request_bytes=request_bytes,
+    )
+
+
+def authenticate(meter: RequestMeter, *, api_key: str | None, authorization: str | None):
+    """The caller's user; names `meter.principal`. 401 without or with bad credentials.
+
+    An authenticated caller whose subscription is not active (pending, suspended, none)
+    gets 403 `subscription_inactive`, after the principal is named, so that the refusal is
+    metered like REST's.
+    """
+    found = authenticate_credentials(api_key=api_key, authorization=authorization)
+    if found is None:
+        raise exceptions.NotAuthenticated()
+    user, principal = found
+    if isinstance(principal, Principal):
+        meter.principal = principal
+    if not isinstance(principal, Principal) or not principal.is_active:
+        raise exceptions.PermissionDenied(
+            "This subscription is not active (pending approval or suspended).",
+            code="subscription_inactive",
+        )
+    return user
+
+
+def check_key_restrictions(meter: RequestMeter, *, scope: str, model: str | None) -> None:
+    """HOOK: the key's own restrictions (models, scopes, client IP, origin): 403, no quota.
+
+    Raise `predictions.errors.NotPermitted` (403 permission_denied) to refuse.
+    Every protocol passes here before anything is charged; nothing is restricted yet.
+    """
+
+
+def authorize(meter: RequestMeter, *, scope: str, model: str | None = None) -> None:
+    """May this caller do `scope` (on `model`)? The plan must cover the model; then the key."""
+    if model is not None and not meter.principal.plan.covers(model):
+        raise NotPermitted(f"Your plan does not include the model {model!r}.")
+    check_key_restrictions(meter, scope=scope, model=model)
+
+
+def resolve(meter: RequestMeter, name: str, version: str | None = None) -> Predictor:
+    """HOOK: which version answers. Today the pinned one, else the model's default.
+
+    Rollout (canary routing of unpinned calls, retired versions) belongs here; a version's
+    reply headers (Deprecation, Sunset) go on `meter.headers`, which every transport sends.
+    """
+    predictor = get_predictor(name, version)
+    meter.model = predictor.model_name
+    meter.version = predictor.version
+    return predictor
+
+
+def model_for(
+    meter: RequestMeter, name: str, version: str | None = None, *, scope: str = PREDICT
+) -> Predictor:
+    """`authorize` then `resolve`: the predictor this caller may use for `scope`."""
+    authorize(meter, scope=scope, model=name)
+    return resolve(meter, name, version)
+
+
+def validate(meter: RequestMeter, predictor: Predictor, instances: Any) -> list[list]:
+    """Columns for `predictor` from instances (objects or arrays), within the plan's batch size."""
+    return validate_instances(
+        predictor.schema, instances, max_instances=meter.principal.plan.max_instances
+    )
+
+
+def validate_matrix(meter: RequestMeter, predictor: Predictor, matrix) -> Any:
+    """Columns from a numeric `[N, F]` array when it is entirely valid, else None (then
+    `validate` the instances, which names each error)."""
+    return validate_matrix_columns(
+        predictor.schema, matrix, max_instances=meter.principal.plan.max_instances
+    )
+
+
+def infer(
+    meter: RequestMeter,
+    predictor: Predictor,
+    columns: list[list],
+    *,
+    probabilities: bool = False,
+    timeout: float | None = None,
+) -> Prediction:
+    """Admit one token + n quota units, predict, and refund if the prediction fails here."""
+    rows = len(columns[0]) if len(columns) else 0
+    meter.admit(rows)
+    try:
+        result = predictor.predict(columns, probabilities=probabilities, timeout=timeout)
+    except BaseException:
+        meter.refund()
+        raise
+    meter.predictions = rows
+    PREDICTIONS.labels(predictor.model_name).inc(rows)
+    return result
+
+
+def submit_job(
+    meter: RequestMeter,
+    *,
+    model_name: str,
+    version: str | None = None,
+    upload=None,
+    instances: list | None = None,
+):
+    """A batch job (quota for every row at submission); the meter counts its rows."""
+    from predictions.jobs.services import submit_batch_job
+
+    predictor = model_for(meter, model_name, version, scope=JOBS)
+    job = submit_batch_job(
+        principal=meter.principal,
+        model_name=predictor.model_name,
+        version=predictor.version,
+        upload=upload,
+        instances=instances,
+    )
+    meter.predictions = job.rows_total
+    return job
