@@ -69,6 +69,8 @@ class KeyOutput(serializers.ModelSerializer):
     """A key as listed: never its secret or hash; `key` is added once, at creation/rotation."""
 
     status = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username", default=None)
+    models = serializers.JSONField(source="allowed_models")
 
     class Meta:
         model = ApiKey
@@ -78,10 +80,15 @@ class KeyOutput(serializers.ModelSerializer):
             "prefix",
             "status",
             "created_at",
+            "created_by",
             "last_used_at",
             "expires_at",
             "revoked_at",
             "rotated_to",
+            "models",
+            "scopes",
+            "allowed_ips",
+            "allowed_origins",
         ]
 
     def get_status(self, obj: ApiKey) -> str:

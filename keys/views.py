@@ -130,8 +130,8 @@ class ManagementAPIView(GenericAPIView):
         from keys.models import Subscription
 
         subscription = (
-            Subscription.objects.select_related("plan", "user")
-            .filter(user_id=self.request.user.pk)
+            Subscription.objects.personal_for(self.request.user)
+            .select_related("plan", "user", "organization")
             .first()
         )
         if subscription is None:

@@ -6,6 +6,7 @@ import time
 
 from rest_framework.exceptions import PermissionDenied
 
+from keys.restrictions import check_request
 from keys.views import MeteredAPIView
 from mlapi.metrics import PREDICT_LATENCY, PREDICTIONS
 from predictions.inference import Prediction, Predictor, get_predictor
@@ -20,6 +21,8 @@ class PredictionAPIView(MeteredAPIView):
 
     def predictor_for(self, request, name: str, version: str | None = None) -> Predictor:
         """The predictor, once the caller's plan is known to cover the model (else 403)."""
+        scope = "predict" if request.method == "POST" else "models:read"  # §10 key restrictions
+        check_request(request, scope=scope, model=name)
         if not request.auth.plan.covers(name):
             raise PermissionDenied(f"Your plan does not include the model {name!r}.")
         predictor = get_predictor(name, version)

@@ -7,6 +7,7 @@ from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import NotFound, ParseError, PermissionDenied
 
+from keys.restrictions import check_request
 from mlapi.pagination import PageNumberPagination
 from predictions.metering import PredictionAPIView
 from predictions.models import MLModel
@@ -59,6 +60,8 @@ def visible_models(principal):
     models = MLModel.objects.prefetch_related("versions").order_by("name")
     if not principal.plan.all_models:
         models = models.filter(name__in=principal.plan.model_names)
+    if principal.restrictions.models is not None:  # §10: a key limited to some models
+        models = models.filter(name__in=principal.restrictions.models)
     return models
 
 
@@ -71,6 +74,7 @@ class ModelListView(PredictionAPIView):
         operation_id="api_v1_models_list",
     )
     def get(self, request):
+        check_request(request, scope="models:read")
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(visible_models(request.auth), request, view=self)
         return paginator.get_paginated_response([model_data(m) for m in page])
@@ -84,6 +88,7 @@ class ModelDetailView(PredictionAPIView):
         summary="Describe a model",
     )
     def get(self, request, name: str):
+        check_request(request, scope="models:read", model=name)
         model = visible_models(request.auth).filter(name=name).first()
         if model is None:
             if MLModel.objects.filter(name=name).exists():

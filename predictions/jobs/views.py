@@ -10,6 +10,7 @@ from rest_framework import status
 from rest_framework.parsers import JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from keys.restrictions import check_request
 from keys.views import MeteredAPIView
 from mlapi.pagination import PageNumberPagination
 from predictions.jobs import services
@@ -27,6 +28,7 @@ class JobAPIView(MeteredAPIView):
         """The caller's job; another subscriber's job is indistinguishable from none (404)."""
         from django.http import Http404
 
+        check_request(request, scope="jobs")
         job = (
             BatchJob.objects.for_subscription(request.auth.subscription_id)
             .select_related("model_version__model")
@@ -46,6 +48,7 @@ class JobListView(JobAPIView):
 
     @extend_schema(operation_id="api_v1_jobs_list", responses=JobSerializer(many=True))
     def get(self, request):
+        check_request(request, scope="jobs")
         jobs = (
             BatchJob.objects.for_subscription(request.auth.subscription_id)
             .select_related("model_version__model")
@@ -64,6 +67,7 @@ class JobListView(JobAPIView):
         serializer = JobSubmitSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        check_request(request, scope="jobs", model=data["model"])
         job = services.submit_batch_job(
             principal=request.auth,
             model_name=data["model"],
