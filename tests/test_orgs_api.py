@@ -14,16 +14,17 @@ pytestmark = pytest.mark.django_db
 
 def as_user(user) -> APIClient:
     client = APIClient()
-    client.credentials(
-        HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}"
-    )
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
     return client
 
 
 @pytest.fixture
 def team():
     """An organization with one member of each role."""
-    users = {role: UserFactory(username=f"{role}-user") for role in ("owner", "admin", "developer", "viewer")}
+    users = {
+        role: UserFactory(username=f"{role}-user")
+        for role in ("owner", "admin", "developer", "viewer")
+    }
     org = team_organization(
         owner=users["owner"],
         slug="acme",
@@ -104,8 +105,10 @@ def test_a_non_member_gets_404_for_the_organization_and_everything_under_it(team
     ],
 )
 def test_a_role_without_the_permission_gets_403(team, role, method, path, payload):
-    org, users = team
-    reply = getattr(as_user(users[role]), method)(f"/api/v1/orgs/acme{path}", payload, format="json")
+    org, users = team  # noqa: RUF059
+    reply = getattr(as_user(users[role]), method)(
+        f"/api/v1/orgs/acme{path}", payload, format="json"
+    )
     assert reply.status_code == 403
     assert reply.json()["code"] == "permission_denied"
 
@@ -119,7 +122,7 @@ def test_viewers_read_the_key_list_and_members(team):
 
 
 def test_developers_revoke_the_keys_they_created_but_not_others(team):
-    org, users = team
+    org, users = team  # noqa: RUF059
     dev = as_user(users["developer"])
     own = dev.post("/api/v1/orgs/acme/keys", {"name": "ci"}, format="json").json()
     assert own["created_by"] == "developer-user"
@@ -131,7 +134,7 @@ def test_developers_revoke_the_keys_they_created_but_not_others(team):
 
 
 def test_admins_manage_every_key_and_rotate_them(team):
-    org, users = team
+    org, users = team  # noqa: RUF059
     created = as_user(users["developer"]).post("/api/v1/orgs/acme/keys", {}, format="json").json()
     admin = as_user(users["admin"])
     rotated = admin.post(f"/api/v1/orgs/acme/keys/{created['id']}/rotate")
@@ -141,7 +144,7 @@ def test_admins_manage_every_key_and_rotate_them(team):
 
 
 def test_roles_change_and_unknown_roles_are_a_400(team):
-    org, users = team
+    org, users = team  # noqa: RUF059
     owner = as_user(users["owner"])
     path = f"/api/v1/orgs/acme/members/{users['viewer'].pk}"
     assert owner.patch(path, {"role": "developer"}, format="json").json()["role"] == "developer"
@@ -151,7 +154,7 @@ def test_roles_change_and_unknown_roles_are_a_400(team):
 
 
 def test_admins_cannot_change_or_remove_owners_nor_make_one(team):
-    org, users = team
+    org, users = team  # noqa: RUF059
     admin = as_user(users["admin"])
     owner_path = f"/api/v1/orgs/acme/members/{users['owner'].pk}"
     assert admin.patch(owner_path, {"role": "viewer"}, format="json").status_code == 403
@@ -181,7 +184,7 @@ def test_with_a_second_owner_the_first_may_step_down(team):
 
 
 def test_any_member_may_leave(team):
-    org, users = team
+    org, users = team  # noqa: RUF059
     viewer = as_user(users["viewer"])
     assert viewer.delete(f"/api/v1/orgs/acme/members/{users['viewer'].pk}").status_code == 204
     assert viewer.get("/api/v1/orgs/acme").status_code == 404
@@ -190,7 +193,7 @@ def test_any_member_may_leave(team):
 def test_a_removed_members_jwt_and_session_lose_access_at_once_and_org_keys_keep_working(
     team, demo_models
 ):
-    org, users = team
+    org, users = team  # noqa: RUF059
     dev_user = users["developer"]
     dev = as_user(dev_user)
     session = APIClient()
@@ -212,7 +215,7 @@ def test_a_removed_members_jwt_and_session_lose_access_at_once_and_org_keys_keep
 
 
 def test_org_usage_is_for_members(team):
-    org, users = team
+    org, users = team  # noqa: RUF059
     query = "start=2026-01-01&end=2026-01-02"
     reply = as_user(users["viewer"]).get(f"/api/v1/orgs/acme/usage?{query}")
     assert reply.status_code == 200
