@@ -3,6 +3,7 @@ append-only, readable by owners and admins, newest first."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 
 import pytest
@@ -42,7 +43,7 @@ def actions(org) -> list[str]:
 
 
 def test_key_actions_through_the_api_are_recorded_with_actor_ip_and_changes(team):
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     client = as_user(dev, ip="203.0.113.9")
     key = client.post("/api/v1/orgs/acme/keys", {"name": "ci"}, format="json").json()
     client.patch(f"/api/v1/orgs/acme/keys/{key['id']}", {"scopes": ["predict"]}, format="json")
@@ -62,7 +63,7 @@ def test_key_actions_through_the_api_are_recorded_with_actor_ip_and_changes(team
 def test_member_actions_are_recorded(team, django_capture_on_commit_callbacks):
     from django.core import mail
 
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     client = as_user(owner)
     bob = UserFactory(email="bob@example.com")
     with django_capture_on_commit_callbacks(execute=True):
@@ -82,7 +83,7 @@ def test_member_actions_are_recorded(team, django_capture_on_commit_callbacks):
 
 
 def test_operator_actions_from_admin_services_and_commands_are_recorded(team):
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     subscription = org.subscription
     enterprise = seeded_plan("enterprise")
     services.request_plan_change(subscription=subscription, plan=enterprise, actor=owner)
@@ -97,8 +98,8 @@ def test_operator_actions_from_admin_services_and_commands_are_recorded(team):
     ]
     assert AuditEntry.objects.get(action="subscription.suspended").actor == "system"
     user = UserFactory(username="cli-user")
-    call_command("subscribe", "cli-user", PlanFactory().name, stdout=open("/dev/null", "w"))
-    call_command("issue_key", "cli-user", stdout=open("/dev/null", "w"))
+    call_command("subscribe", "cli-user", PlanFactory().name, stdout=io.StringIO())
+    call_command("issue_key", "cli-user", stdout=io.StringIO())
     personal = user.subscription.organization
     assert actions(personal) == ["subscription.changed", "key.created"]
     assert {e.actor for e in AuditEntry.objects.for_organization(personal.pk)} == {"system"}
@@ -124,7 +125,7 @@ def test_model_versions_registered_and_defaults_changed_are_recorded(demo_models
 
 
 def test_an_action_that_rolls_back_leaves_no_entry(team):
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     before = AuditEntry.objects.count()
     with pytest.raises(RuntimeError), transaction.atomic():
         services.create_api_key(subscription=org.subscription, name="doomed", actor=owner)
@@ -134,7 +135,7 @@ def test_an_action_that_rolls_back_leaves_no_entry(team):
 
 
 def test_a_refused_action_leaves_no_entry(team):
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     before = AuditEntry.objects.count()
     reply = as_user(owner).post("/api/v1/orgs/acme/keys", {"scopes": ["root"]}, format="json")
     assert reply.status_code == 400
@@ -144,7 +145,7 @@ def test_a_refused_action_leaves_no_entry(team):
 
 
 def test_owners_read_the_log_newest_first_filtered_by_action_and_time(team):
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     client = as_user(owner)
     for name in ("a", "b"):
         client.post("/api/v1/orgs/acme/keys", {"name": name}, format="json")
@@ -162,7 +163,7 @@ def test_owners_read_the_log_newest_first_filtered_by_action_and_time(team):
 
 
 def test_another_organizations_entries_are_not_shown(team):
-    org, owner, dev = team
+    org, owner, dev = team  # noqa: RUF059
     other = team_organization(slug="other")
     services.create_api_key(subscription=other.subscription, name="theirs")
     page = as_user(owner).get("/api/v1/orgs/acme/audit").json()
@@ -189,9 +190,12 @@ def test_postgresql_refuses_updates_and_deletes_of_entries(postgres_url):
         "UPDATE audit_auditentry SET action = 'x' WHERE id = %s",
         "DELETE FROM audit_auditentry WHERE id = %s",
     ):
-        with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
-            with connection.cursor() as cursor:
-                cursor.execute(sql, [entry.pk])
+        with (
+            pytest.raises(DatabaseError, match="append-only"),
+            transaction.atomic(),
+            connection.cursor() as cursor,
+        ):
+            cursor.execute(sql, [entry.pk])
     assert AuditEntry.objects.get(pk=entry.pk).action == "key.created"
 
 
