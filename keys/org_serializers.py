@@ -37,7 +37,7 @@ class InvitationInput(serializers.Serializer):
 
 class InvitationOutput(serializers.ModelSerializer):
     status = serializers.SerializerMethodField()
-    invited_by = serializers.CharField(source="invited_by.username", default=None)
+    invited_by = serializers.CharField(source="invited_by.username", default=None, allow_null=True)
 
     class Meta:
         model = Invitation

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
 from rest_framework.response import Response
@@ -21,6 +22,11 @@ from keys.org_serializers import (
     RoleInput,
 )
 from keys.views import ManagementAPIView
+
+
+def problems(*statuses: int) -> dict:
+    """Declared error responses beyond those mlapi.openapi adds to every operation."""
+    return {(status, "application/problem+json"): OpenApiTypes.OBJECT for status in statuses}
 
 
 def org_body(membership: Membership) -> dict:
@@ -88,7 +94,7 @@ class MemberDetailView(OrgAPIView):
         members = self.organization.memberships.select_related("user", "organization")
         return get_object_or_404(members, user_id=self.kwargs["user_id"])
 
-    @extend_schema(request=RoleInput, responses={200: MemberOutput})
+    @extend_schema(request=RoleInput, responses={200: MemberOutput} | problems(409))
     def patch(self, request, slug: str, user_id: int):
         self.require(roles.MEMBERS_MANAGE)
         data = RoleInput(data=request.data)
@@ -101,7 +107,7 @@ class MemberDetailView(OrgAPIView):
         )
         return Response(MemberOutput(membership).data)
 
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None} | problems(409))
     def delete(self, request, slug: str, user_id: int):
         target = self.get_object()
         if target.user_id != request.user.pk:  # anyone may leave; removing others needs rights
@@ -123,7 +129,7 @@ class InvitationListView(OrgAPIView):
         page = self.paginate_queryset(invitations.filter(used_at__isnull=True))
         return self.get_paginated_response(InvitationOutput(page, many=True).data)
 
-    @extend_schema(request=InvitationInput, responses={201: InvitationOutput})
+    @extend_schema(request=InvitationInput, responses={201: InvitationOutput} | problems(409))
     def post(self, request, slug: str):
         data = InvitationInput(data=request.data)
         data.is_valid(raise_exception=True)
@@ -153,7 +159,7 @@ class InvitationDetailView(OrgAPIView):
 class AcceptInvitationView(ManagementAPIView):
     """`POST /api/v1/invitations/accept {token}` -> `{slug, name, role}`; bad tokens 404."""
 
-    @extend_schema(request=AcceptInput, responses={200: dict})
+    @extend_schema(request=AcceptInput, responses={200: dict} | problems(404, 409))
     def post(self, request):
         data = AcceptInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -49,14 +49,17 @@ def check_request(request, *, scope: str, model: str | None = None) -> None:
     The client IP and Origin are only looked at for restricted keys.
     """
     principal = request.auth
-    if not isinstance(principal, Principal) or principal.restrictions is UNRESTRICTED:
+    if not isinstance(principal, Principal):
+        return
+    r = principal.restrictions
+    if r is UNRESTRICTED:
         return
     check_restrictions(
         principal,
         model=model,
         scope=scope,
-        client_ip=request_client_ip(request),
-        origin=request.META.get("HTTP_ORIGIN", ""),
+        client_ip=request_client_ip(request) if r.networks else "",
+        origin=request.META.get("HTTP_ORIGIN", "") if r.origins else "",
     )
 
 

@@ -34,6 +34,9 @@ def team():
 
 
 def test_signup_creates_a_personal_organization_owned_by_the_new_user():
+    from django.core.cache import cache
+
+    cache.clear()  # signups are rate limited per client address (other tests sign up too)
     client = APIClient()
     reply = client.post(
         "/api/v1/auth/signup",
