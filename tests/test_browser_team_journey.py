@@ -79,7 +79,7 @@ class Browser:
 
 
 @pytest.fixture
-def team(live_server, settings):
+def team(live_server, live_demo_models, settings):
     cache.clear()
     for name in ("free", "pro", "enterprise"):
         seeded_plan(name)
