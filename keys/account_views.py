@@ -136,29 +136,34 @@ class MeView(ManagementAPIView):
         }
         subscription = user_subscription(user)
         if subscription is not None:
-            quota = limits.quota_status(subscription=subscription)
-            body["subscription"] = {
-                "plan": subscription.plan.name,
-                "status": subscription.status,
-                "requested_plan": (
-                    subscription.requested_plan.name if subscription.requested_plan else None
-                ),
-                "limits": {
-                    "rate": subscription.plan.rate,
-                    "burst": subscription.plan.burst,
-                    "max_instances": subscription.plan.max_instances,
-                    "max_job_rows": subscription.plan.max_job_rows,
-                },
-                "quota": serializers.QuotaOutput(quota).data,
-            }
+            body["subscription"] = subscription_body(subscription)
         return Response(body)
+
+
+def subscription_body(subscription) -> dict:
+    """A subscription as `/api/v1/me` and `/api/v1/orgs/{slug}` show it (live quota state)."""
+    quota = limits.quota_status(subscription=subscription)
+    return {
+        "plan": subscription.plan.name,
+        "status": subscription.status,
+        "requested_plan": (
+            subscription.requested_plan.name if subscription.requested_plan else None
+        ),
+        "limits": {
+            "rate": subscription.plan.rate,
+            "burst": subscription.plan.burst,
+            "max_instances": subscription.plan.max_instances,
+            "max_job_rows": subscription.plan.max_job_rows,
+        },
+        "quota": serializers.QuotaOutput(quota).data,
+    }
 
 
 def user_subscription(user):
     from keys.models import Subscription
 
     return (
-        Subscription.objects.select_related("plan", "requested_plan")
-        .filter(user_id=user.pk)
+        Subscription.objects.personal_for(user)
+        .select_related("plan", "requested_plan", "organization")
         .first()
     )

@@ -19,7 +19,7 @@ from rest_framework_simplejwt.settings import api_settings
 
 from keys import crypto, keycache
 from keys.models import ApiKey, Subscription
-from keys.principal import Principal
+from keys.principal import KeyRestrictions, Principal
 
 API_KEY_HEADER = "HTTP_X_API_KEY"
 CHALLENGE = 'ApiKey realm="mlapi", header="X-API-Key", Bearer realm="mlapi"'
@@ -30,23 +30,51 @@ def _failed(detail: str, code: str = "invalid_credentials") -> exceptions.Authen
 
 
 def _load_key(prefix: str) -> keycache.CachedKey | None:
-    """One query: the key, its subscription, plan and user."""
+    """One query: the key (with its restrictions), its subscription, plan, user and creator."""
     row = (
-        ApiKey.objects.select_related("subscription__plan", "subscription__user")
+        ApiKey.objects.select_related(
+            "subscription__plan", "subscription__user", "created_by", "subscription__organization"
+        )
         .filter(prefix=prefix)
         .first()
     )
     if row is None:
         return None
     subscription = row.subscription
+    # request.user: the personal subscription's user, else the key's creator, else the org.
+    user = subscription.user or row.created_by or OrganizationKeyUser(subscription.organization)
     return keycache.CachedKey(
         key_id=row.pk,
         hashed_secret=row.hashed_secret,
         revoked_at=row.revoked_at,
         expires_at=row.expires_at,
-        user=subscription.user,
-        principal=Principal.for_subscription(subscription, key_id=row.pk),
+        user=user,
+        principal=Principal.for_subscription(
+            subscription,
+            key_id=row.pk,
+            restrictions=KeyRestrictions.from_key(row),
+            user_id=getattr(user, "pk", None),
+        ),
     )
+
+
+class OrganizationKeyUser:
+    """`request.user` for an organization's key whose creator no longer exists."""
+
+    is_authenticated = True
+    is_active = True
+    is_staff = False
+    is_superuser = False
+    pk = id = None
+
+    def __init__(self, organization) -> None:
+        self.username = f"org:{organization.slug}"
+
+    def get_username(self) -> str:
+        return self.username
+
+    def __str__(self) -> str:
+        return self.username
 
 
 def _touch_last_used(key_id: int) -> None:
@@ -150,7 +178,7 @@ class SubscriberJWTAuthentication(JWTAuthentication):
             user = self.get_user(token)
         except exceptions.APIException:
             return None
-        subscription = Subscription.objects.select_related("plan").filter(user_id=user.pk).first()
+        subscription = Subscription.objects.personal_for(user).select_related("plan").first()
         return user, (Principal.for_subscription(subscription) if subscription else None)
 
     def _validate(self, raw: bytes):

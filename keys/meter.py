@@ -38,6 +38,10 @@ class RequestMeter:
     response_bytes: int = 0
     latency_ms: float = 0.0
     request_id: str = ""  # X-Request-ID (REST) or x-request-id metadata (gRPC)
+    # Where the call came from, raw (read only for keys restricted by IP or origin, §10):
+    peer: str = ""  # the socket peer's address
+    forwarded_for: str = ""  # X-Forwarded-For as received (trusted only from MLAPI_TRUSTED_PROXIES)
+    origin: str = ""  # the Origin header
     limit_state: limits.LimitState | None = None
     admitted: tuple[int, datetime] | None = None
     # Reply headers the data plane adds (e.g. a deprecated version's Deprecation/Sunset).

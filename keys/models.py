@@ -11,6 +11,16 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+from keys.org_models import (  # noqa: F401 (the models live in keys.models for Django)
+    INVITATION_VALIDITY,
+    ROLE_VALUES,
+    Invitation,
+    Membership,
+    Organization,
+    Role,
+)
+from keys.principal import all_scopes
+
 
 class QuotaPeriod(models.TextChoices):
     DAY = "day", "Day"
@@ -58,11 +68,29 @@ class SubscriptionStatus(models.TextChoices):
     SUSPENDED = "suspended", "Suspended"
 
 
-class Subscription(models.Model):
-    """A subscriber on a plan. Limits belong here, shared by all of its keys and its JWT."""
+class SubscriptionQuerySet(models.QuerySet):
+    def personal_for(self, user) -> SubscriptionQuerySet:
+        """The user's personal subscription, while they are still a member of its organization."""
+        return self.filter(user_id=user.pk, organization__memberships__user_id=user.pk)
 
+
+class Subscription(models.Model):
+    """An organization on a plan. Limits belong here, shared by all of its keys and JWTs.
+
+    `user` is set on a personal organization's subscription only: it is the subscription the
+    §6 account endpoints (`/api/v1/me`, `/keys`, `/usage`) and the data-plane JWT act on.
+    """
+
+    organization = models.OneToOneField(
+        Organization, on_delete=models.CASCADE, related_name="subscription"
+    )
     user = models.OneToOneField(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="subscription"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="subscription",
+        help_text="Set on a personal organization's subscription: whose it is.",
     )
     plan = models.ForeignKey(Plan, on_delete=models.PROTECT, related_name="subscriptions")
     status = models.CharField(
@@ -79,11 +107,22 @@ class Subscription(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
+    objects = SubscriptionQuerySet.as_manager()
+
     class Meta:
         indexes = [models.Index(fields=["status"])]
 
     def __str__(self) -> str:
-        return f"{self.user} on {self.plan}"
+        return f"{self.organization_id and self.organization.slug} on {self.plan}"
+
+    def save(self, *args, **kwargs):
+        # Compatibility, not integrity (the NOT NULL column is): code and tests that create a
+        # subscription for a user the pre-organization way get that user's personal org.
+        if self.organization_id is None and self.user_id is not None:
+            from keys.orgs import ensure_personal_organization
+
+            self.organization = ensure_personal_organization(user=self.user)
+        super().save(*args, **kwargs)
 
     @property
     def is_active(self) -> bool:
@@ -107,6 +146,14 @@ class ApiKey(models.Model):
     """An API key `mlk_<prefix>.<secret>`: only the prefix and a hash of the secret are stored."""
 
     subscription = models.ForeignKey(Subscription, on_delete=models.CASCADE, related_name="keys")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The member who created it (the key belongs to the organization).",
+    )
     name = models.CharField(max_length=100, blank=True)
     prefix = models.CharField(max_length=16, unique=True)
     hashed_secret = models.CharField(max_length=128)
@@ -116,6 +163,15 @@ class ApiKey(models.Model):
     revoked_at = models.DateTimeField(null=True, blank=True)
     rotated_to = models.OneToOneField(
         "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="rotated_from"
+    )
+    # §10 restrictions, validated by keys.restrictions.clean_restrictions.
+    allowed_models = models.JSONField(
+        null=True, blank=True, help_text="Model names within the plan; null = all it covers."
+    )
+    scopes = models.JSONField(default=all_scopes, help_text="Any of predict, jobs, models:read.")
+    allowed_ips = models.JSONField(default=list, blank=True, help_text="CIDRs; empty = any.")
+    allowed_origins = models.JSONField(
+        default=list, blank=True, help_text="https origins; empty = any."
     )
 
     objects = ApiKeyQuerySet.as_manager()

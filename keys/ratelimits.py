@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import hashlib
 
-from django.conf import settings
 from django.core.cache import cache
 from django_ratelimit import ALL
 from django_ratelimit.core import is_ratelimited
 
+from keys.clientip import client_ip
 from mlapi.exceptions import DomainError
 
 SIGNUP_RATE = "20/h"
@@ -26,23 +26,6 @@ class TooManyAttempts(DomainError):
     status = 429
     code = "rate_limited"
     title = "Too many requests"
-
-
-def client_ip(request) -> str:
-    """The client's address: REMOTE_ADDR, or the proxy's X-Forwarded-For entry when trusted.
-
-    `MLAPI_TRUSTED_PROXY_HOPS` (default 0) is how many reverse proxies in front of us append to
-    X-Forwarded-For; the client is the entry that many places from the right. Without trusted
-    proxies the header is ignored, since any client can write it.
-    """
-    request = getattr(request, "_request", request)
-    hops = getattr(settings, "MLAPI_TRUSTED_PROXY_HOPS", 0)
-    if hops > 0:
-        chain = [p.strip() for p in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
-        chain = [p for p in chain if p]
-        if len(chain) >= hops:
-            return chain[-hops]
-    return request.META.get("REMOTE_ADDR", "") or "unknown"
 
 
 def _ip_key(group: str, request) -> str:

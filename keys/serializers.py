@@ -70,6 +70,13 @@ class KeyOutput(serializers.ModelSerializer):
     """A key as listed: never its secret or hash; `key` is added once, at creation/rotation."""
 
     status = serializers.SerializerMethodField()
+    created_by = serializers.CharField(source="created_by.username", default=None, allow_null=True)
+    models = serializers.ListField(
+        source="allowed_models", child=serializers.CharField(), allow_null=True
+    )
+    scopes = serializers.ListField(child=serializers.CharField())
+    allowed_ips = serializers.ListField(child=serializers.CharField())
+    allowed_origins = serializers.ListField(child=serializers.CharField())
 
     class Meta:
         model = ApiKey
@@ -79,10 +86,15 @@ class KeyOutput(serializers.ModelSerializer):
             "prefix",
             "status",
             "created_at",
+            "created_by",
             "last_used_at",
             "expires_at",
             "revoked_at",
             "rotated_to",
+            "models",
+            "scopes",
+            "allowed_ips",
+            "allowed_origins",
         ]
 
     def get_status(self, obj: ApiKey) -> str:

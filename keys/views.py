@@ -69,6 +69,9 @@ class MeteredAPIView(APIView):
             method=raw.method or "",
             path=raw.path,
             request_bytes=int(raw.META.get("CONTENT_LENGTH") or 0),
+            peer=raw.META.get("REMOTE_ADDR", ""),
+            forwarded_for=raw.META.get("HTTP_X_FORWARDED_FOR", ""),
+            origin=raw.META.get("HTTP_ORIGIN", ""),
         )
         super().initial(request, *args, **kwargs)
         if not self.consumes_quota:
@@ -121,8 +124,8 @@ class ManagementAPIView(GenericAPIView):
         from keys.models import Subscription
 
         subscription = (
-            Subscription.objects.select_related("plan", "user")
-            .filter(user_id=self.request.user.pk)
+            Subscription.objects.personal_for(self.request.user)
+            .select_related("plan", "user", "organization")
             .first()
         )
         if subscription is None:

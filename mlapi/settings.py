@@ -4,6 +4,7 @@ Every variable is documented in `.env.example`. Production (DJANGO_DEBUG off) re
 start without the settings it cannot guess, instead of running insecurely.
 """
 
+import ipaddress
 import os
 import secrets
 import sys
@@ -31,6 +32,11 @@ def env_int(name: str, default: int) -> int:
         return int(value) if value.strip() else default
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name} must be an integer, got {value!r}") from exc
+
+
+def env_list(name: str) -> list[str]:
+    """A comma-separated variable as a list (empty entries dropped)."""
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 def env_float(name: str, default: float) -> float:
@@ -86,6 +92,8 @@ INSTALLED_APPS = [
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
     "django_ratelimit",
+    "corsheaders",
+    "audit",
     "keys",
     "usage",
     "predictions",
@@ -94,6 +102,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "mlapi.request_id.RequestIdMiddleware",  # X-Request-ID in, out, in problems, logs, usage
+    # Before the rest, so preflights are answered at once and every data-plane reply (413s and
+    # reshaped errors too) has CORS.
+    "corsheaders.middleware.CorsMiddleware",
     "mlapi.middleware.ErrorShapeMiddleware",  # Django's own HTML errors -> contract shapes
     "mlapi.middleware.BodySizeLimitMiddleware",
     "usage.middleware.UsageRecordingMiddleware",
@@ -299,7 +310,14 @@ RATELIMIT_USE_CACHE = "default"
 RATELIMIT_VIEW = "mlapi.exceptions.ratelimited_view"
 
 # --- Email ------------------------------------------------------------------------------
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Invitations (and password resets) go through Django's email backend: SMTP when EMAIL_HOST
+# is set, else the console. EMAIL_BACKEND overrides (e.g. the file backend + EMAIL_FILE_PATH).
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND") or (
+    "django.core.mail.backends.smtp.EmailBackend"
+    if os.environ.get("EMAIL_HOST")
+    else "django.core.mail.backends.console.EmailBackend"
+)
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "email"))
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
 EMAIL_PORT = env_int("EMAIL_PORT", 25)
 EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
@@ -353,6 +371,12 @@ MLAPI_PREDICT_TIMEOUT_S = env_float("MLAPI_PREDICT_TIMEOUT_S", 40.0)
 MLAPI_KEY_ROTATION_GRACE_HOURS = env_float("MLAPI_KEY_ROTATION_GRACE_HOURS", 24.0)
 # Reverse proxies in front of us that append to X-Forwarded-For (0: ignore the header).
 MLAPI_TRUSTED_PROXY_HOPS = env_int("MLAPI_TRUSTED_PROXY_HOPS", 0)
+# Proxies (CIDRs) whose X-Forwarded-For entry is believed (keys/clientip.py); empty: none.
+MLAPI_TRUSTED_PROXIES = env_list("MLAPI_TRUSTED_PROXIES")
+try:
+    [ipaddress.ip_network(item, strict=False) for item in MLAPI_TRUSTED_PROXIES]
+except ValueError as exc:
+    raise ImproperlyConfigured(f"MLAPI_TRUSTED_PROXIES: {exc}") from None
 MLAPI_USAGE_RETENTION_DAYS = env_int("MLAPI_USAGE_RETENTION_DAYS", 90)
 # Usage writes: "buffered" (background writer, flushed at exit) or "sync" (in the request).
 # Tests default to sync so a request's usage lands in that test's transaction.
@@ -376,6 +400,23 @@ MLAPI_GRPC_TLS_CERT = os.environ.get("MLAPI_GRPC_TLS_CERT", "")  # PEM files; bo
 MLAPI_GRPC_TLS_KEY = os.environ.get("MLAPI_GRPC_TLS_KEY", "")
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file
+
+# --- CORS (django-cors-headers): browser callers of the data plane only -----------------
+MLAPI_CORS_ALLOWED_ORIGINS = env_list("MLAPI_CORS_ALLOWED_ORIGINS")
+CORS_ALLOWED_ORIGINS = MLAPI_CORS_ALLOWED_ORIGINS
+CORS_URLS_REGEX = r"^/(api/v1/models|api/v1/jobs|v2(/|$)|v1/models/)"
+CORS_ALLOW_HEADERS = ["x-api-key", "authorization", "content-type"]
+CORS_EXPOSE_HEADERS = [
+    "RateLimit-Policy",
+    "RateLimit",
+    "RateLimit-Limit",
+    "RateLimit-Remaining",
+    "RateLimit-Reset",
+    "Retry-After",
+    "Location",
+    "X-Request-ID",
+]
+CORS_PREFLIGHT_MAX_AGE = 600
 
 # JSON lines in production (mlapi/logformat.py), readable text in debug; MLAPI_LOG_FORMAT wins.
 MLAPI_LOG_FORMAT = os.environ.get("MLAPI_LOG_FORMAT") or ("plain" if DEBUG else "json")

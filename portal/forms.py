@@ -10,7 +10,8 @@ from django.contrib.auth import get_user_model, password_validation
 from django.contrib.auth.forms import AuthenticationForm
 from django.utils import timezone
 
-from keys.models import Plan
+from keys.models import Plan, Role
+from keys.principal import SCOPES
 
 MAX_USAGE_RANGE_DAYS = 366
 
@@ -104,6 +105,10 @@ class LoginForm(AuthenticationForm):
         self.fields["username"].widget.attrs.update(autocapitalize="none")
 
 
+def _lines(text: str) -> list[str]:
+    return [part.strip() for part in text.replace(",", "\n").splitlines() if part.strip()]
+
+
 class ApiKeyCreateForm(forms.Form):
     """A new key: an optional name and an optional expiry date (UTC midnight)."""
 
@@ -118,6 +123,46 @@ class ApiKeyCreateForm(forms.Form):
         widget=forms.DateInput(attrs={"type": "date"}),
         help_text="The key stops working at 00:00 UTC that day. Leave empty for no expiry.",
     )
+
+    models = forms.MultipleChoiceField(
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked for every model your plan covers.",
+    )
+    scopes = forms.MultipleChoiceField(
+        required=False,  # none ticked (or an old form without the field): all scopes
+        choices=[(s, s) for s in SCOPES],
+        initial=list(SCOPES),
+        widget=forms.CheckboxSelectMultiple,
+        help_text="predict: predictions on every protocol; jobs: batch jobs; models:read: model "
+        "list and metadata.",
+    )
+    allowed_ips = forms.CharField(
+        required=False,
+        label="Allowed IP addresses",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Addresses or CIDRs (e.g. 203.0.113.0/24), one per line. Empty: any address.",
+    )
+    allowed_origins = forms.CharField(
+        required=False,
+        label="Allowed browser origins",
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="https://host[:port], one per line, for keys used from web pages. Empty: any.",
+    )
+
+    def __init__(self, *args, model_names=(), **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["models"].choices = [(n, n) for n in model_names]
+
+    def restrictions(self) -> dict:
+        """The §10 restrictions for `create_api_key` (validated there, with precise errors)."""
+        data = self.cleaned_data
+        return {
+            "models": data["models"] or None,
+            "scopes": data["scopes"] or list(SCOPES),
+            "allowed_ips": _lines(data["allowed_ips"]),
+            "allowed_origins": _lines(data["allowed_origins"]),
+        }
 
     def clean_expires_on(self) -> date | None:
         expires_on = self.cleaned_data["expires_on"]
@@ -201,3 +246,23 @@ class PlanChangeForm(forms.Form):
         if current_plan is not None:
             plans = plans.exclude(pk=current_plan.pk)
         self.fields["plan"].queryset = plans
+
+
+class OrganizationForm(forms.Form):
+    """A new team organization; the slug defaults to one made from the name."""
+
+    name = forms.CharField(max_length=150)
+    slug = forms.CharField(
+        max_length=50, required=False, help_text="Lowercase letters, digits and hyphens."
+    )
+
+
+class InvitationForm(forms.Form):
+    """Invite someone by email with a role (the link in the email is valid for 7 days)."""
+
+    email = forms.EmailField(max_length=254)
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.DEVELOPER)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)

@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path
 
-from portal.views import account, jobs, keys, pages, usage
+from portal.views import account, jobs, keys, orgs, pages, usage
 
 app_name = "portal"
 
@@ -44,4 +44,16 @@ urlpatterns = [
     path("jobs/<uuid:job_id>/results.csv", jobs.job_results, name="job_results"),
     path("docs/", pages.docs, name="docs"),
     path("plan/", pages.plan, name="plan"),
+    path("orgs/", orgs.organizations, name="organizations"),
+    path("orgs/switch/", orgs.switch, name="org_switch"),
+    path("orgs/<str:slug>/members/", orgs.members, name="members"),
+    path("orgs/<str:slug>/members/<int:user_id>/role/", orgs.member_role, name="member_role"),
+    path("orgs/<str:slug>/members/<int:user_id>/remove/", orgs.member_remove, name="member_remove"),
+    path(
+        "orgs/<str:slug>/invitations/<int:invitation_id>/revoke/",
+        orgs.invitation_revoke,
+        name="invitation_revoke",
+    ),
+    path("orgs/<str:slug>/audit/", orgs.audit, name="audit"),
+    path("invitations/accept", orgs.invitation_accept, name="invitation_accept"),
 ]

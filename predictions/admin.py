@@ -9,6 +9,7 @@ import re
 from django import forms
 from django.contrib import admin, messages
 
+from keys.clientip import client_ip
 from predictions.jobs import admin as jobs_admin  # noqa: F401  (registers BatchJob)
 from predictions.models import MLModel, ModelVersion
 from predictions.registry import (
@@ -133,6 +134,8 @@ class ModelVersionAdmin(admin.ModelAdmin):
                     version=form.cleaned_data["version_label"] or None,
                     make_default=form.cleaned_data["make_default"],
                     description=form.cleaned_data["description"],
+                    actor=request.user,
+                    ip=client_ip(request),
                 )
             except (RegistryError, OSError) as exc:
                 raise _UploadRefused(str(exc)) from exc
@@ -157,7 +160,7 @@ class ModelVersionAdmin(admin.ModelAdmin):
             self.message_user(request, "Pick one version per model.", messages.ERROR)
             return
         for version in versions:
-            set_default_version(model_version=version)
+            set_default_version(model_version=version, actor=request.user, ip=client_ip(request))
         self.message_user(request, f"{len(versions)} default version(s) switched.")
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from django.db import IntegrityError, transaction
 
+from audit.services import record_action
 from predictions import artifacts
 from predictions.conversion import convert_and_verify
 from predictions.errors import ArtifactRejected
@@ -64,6 +65,8 @@ def register_model_version(
     description: str = "",
     sample: Any = None,
     output: dict | None = None,
+    actor: Any = None,
+    ip: str | None = None,
 ) -> ModelVersion:
     """Store a fitted estimator as a new version of `name` and pick the runtime that serves it.
 
@@ -102,7 +105,8 @@ def register_model_version(
         "output": out,
         "metadata": {"onnx_layout": conversion.layout, "estimator": type(estimator).__name__},
     }
-    return _save_version(name, task, description, fields, make_default=make_default)
+    audit = {"actor": actor, "ip": ip}
+    return _save_version(name, task, description, fields, make_default=make_default, audit=audit)
 
 
 def _free_version(name: str, task: str, version: str | None) -> str:
@@ -117,7 +121,7 @@ def _free_version(name: str, task: str, version: str | None) -> str:
 
 
 def _save_version(
-    name: str, task: str, description: str, fields: dict, *, make_default: bool
+    name: str, task: str, description: str, fields: dict, *, make_default: bool, audit: dict
 ) -> ModelVersion:
     try:
         with transaction.atomic():
@@ -128,22 +132,43 @@ def _save_version(
                 model.description = description
                 model.save(update_fields=["description"])
             created = ModelVersion.objects.create(model=model, **fields)
+            record_action(
+                action="model_version.registered",
+                target=created,
+                changes={"model": name, "version": created.version, "sha256": created.sha256},
+                **audit,
+            )
             if make_default or not model.versions.filter(is_default=True).exists():
-                set_default_version(model_version=created)
+                set_default_version(model_version=created, **audit)
     except IntegrityError as exc:  # a concurrent registration took the label first
         raise RegistryError(f"{name} already has a version {fields['version']}") from exc
     return created
 
 
-def set_default_version(*, model_version: ModelVersion) -> ModelVersion:
+def set_default_version(
+    *, model_version: ModelVersion, actor: Any = None, ip: str | None = None
+) -> ModelVersion:
     """Make `model_version` its model's only default, atomically (the DB allows one)."""
     with transaction.atomic():
-        MLModel.objects.select_for_update().get(pk=model_version.model_id)
+        model = MLModel.objects.select_for_update().get(pk=model_version.model_id)
+        previous = (
+            ModelVersion.objects.filter(model_id=model.pk, is_default=True)
+            .values_list("version", flat=True)
+            .first()
+        )
         ModelVersion.objects.filter(model_id=model_version.model_id, is_default=True).exclude(
             pk=model_version.pk
         ).update(is_default=False)
         ModelVersion.objects.filter(pk=model_version.pk).update(is_default=True)
         model_version.is_default = True
+        if previous != model_version.version:
+            record_action(
+                action="model.default_changed",
+                target=model,
+                actor=actor,
+                ip=ip,
+                changes={"default": [previous, model_version.version], "model": model.name},
+            )
         from predictions.inference import registry_changed
 
         registry_changed()

@@ -60,6 +60,8 @@ def visible_models(principal):
     models = MLModel.objects.prefetch_related("versions").order_by("name")
     if not principal.plan.all_models:
         models = models.filter(name__in=principal.plan.model_names)
+    if principal.restrictions.models is not None:  # §10: a key limited to some models
+        models = models.filter(name__in=principal.restrictions.models)
     return models
 
 
@@ -90,7 +92,7 @@ class ModelDetailView(PredictionAPIView):
         summary="Describe a model",
     )
     def get(self, request, name: str):
-        dataplane.authorize(self.meter, scope=self.scope)
+        dataplane.check_key_restrictions(self.meter, scope=self.scope, model=name)
         model = visible_models(request.auth).filter(name=name).first()
         if model is None:
             if MLModel.objects.filter(name=name).exists():

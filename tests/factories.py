@@ -80,6 +80,25 @@ class ApiKeyFactory(DjangoModelFactory):
         return obj
 
 
+def team_organization(*, owner=None, plan=None, slug=None, members: dict | None = None):
+    """A team organization (through `create_organization`) on `plan` (generous by default),
+    active, with `members` {user: role} besides its `owner`. Returns the Organization."""
+    from keys.models import Membership
+    from keys.orgs import create_organization
+
+    owner = owner or UserFactory()
+    seeded_plan("free")  # the default plan of a new organization (a flush may have removed it)
+    n = Membership.objects.count()
+    org = create_organization(name=f"Team {n}", slug=slug or f"team-{n}", owner=owner)
+    plan = plan or PlanFactory()
+    org.subscription.plan = plan
+    org.subscription.status = "active"
+    org.subscription.save(update_fields=["plan", "status"])
+    for user, role in (members or {}).items():
+        Membership.objects.create(organization=org, user=user, role=role)
+    return org
+
+
 # --- usage events (usage) ---
 
 

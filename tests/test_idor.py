@@ -140,3 +140,140 @@ def test_the_portal_usage_key_filter_refuses_another_subscribers_key(owned, path
     attacker = portal_client(owned["attacker"])
     response = attacker.get(path, {"start": TODAY, "end": TODAY, "key": owned["key"].pk})
     assert response.status_code in {400, 404}
+
+
+# --- organizations (§9): another organization's objects, through the attacker's own org and
+# through the victim's org slug (where the attacker is no member) ---
+
+ORG_API_ROUTES = [
+    ("get", "/api/v1/orgs/{org}"),
+    ("get", "/api/v1/orgs/{org}/members"),
+    ("patch", "/api/v1/orgs/{org}/members/{member}"),
+    ("delete", "/api/v1/orgs/{org}/members/{member}"),
+    ("get", "/api/v1/orgs/{org}/invitations"),
+    ("post", "/api/v1/orgs/{org}/invitations"),
+    ("delete", "/api/v1/orgs/{org}/invitations/{invitation}"),
+    ("get", "/api/v1/orgs/{org}/keys"),
+    ("post", "/api/v1/orgs/{org}/keys"),
+    ("get", "/api/v1/orgs/{org}/keys/{key}"),
+    ("patch", "/api/v1/orgs/{org}/keys/{key}"),
+    ("delete", "/api/v1/orgs/{org}/keys/{key}"),
+    ("post", "/api/v1/orgs/{org}/keys/{key}/rotate"),
+    ("get", f"/api/v1/orgs/{{org}}/usage?start={TODAY}&end={TODAY}"),
+    ("get", "/api/v1/orgs/{org}/audit"),
+]
+ORG_PORTAL_ROUTES = [
+    ("get", "/portal/orgs/{org}/members/"),
+    ("post", "/portal/orgs/{org}/members/"),
+    ("post", "/portal/orgs/{org}/members/{member}/role/"),
+    ("post", "/portal/orgs/{org}/members/{member}/remove/"),
+    ("post", "/portal/orgs/{org}/invitations/{invitation}/revoke/"),
+    ("get", "/portal/orgs/{org}/audit/"),
+]
+
+
+def _with_object(routes):
+    return [r for r in routes if "{" in r[1].replace("{org}", "")]
+
+
+# Through the victim's slug every route is a 404; through the attacker's own slug, those
+# that name one of the victim's objects.
+ORG_API_CASES = [("victim_slug", *r) for r in ORG_API_ROUTES] + [
+    ("own_slug", *r) for r in _with_object(ORG_API_ROUTES)
+]
+ORG_PORTAL_CASES = [("victim_slug", *r) for r in ORG_PORTAL_ROUTES] + [
+    ("own_slug", *r) for r in _with_object(ORG_PORTAL_ROUTES)
+]
+ORG_BODIES = {"patch": {"role": "viewer", "name": "pwned"}, "post": {"email": "x@example.com"}}
+
+
+@pytest.fixture
+def orgs(db):
+    """A victim team (owner, a developer, a pending invitation, a key) and an attacker who
+    owns a team of their own."""
+    from keys.models import Invitation
+    from keys.orgs import invite_member
+    from tests.factories import UserFactory, team_organization
+
+    victim_owner, developer = UserFactory(), UserFactory()
+    victim = team_organization(owner=victim_owner, members={developer: "developer"})
+    invitation, _ = invite_member(
+        organization=victim, email="friend@example.com", role="viewer", actor=victim_owner,
+        actor_role="owner", base_url="http://testserver/",
+    )  # fmt: skip
+    key = ApiKeyFactory(subscription=victim.subscription, created_by=developer)
+    attacker = UserFactory()
+    attacker_org = team_organization(owner=attacker)
+    return {
+        "victim": victim,
+        "victim_owner": victim_owner,
+        "member": developer.pk,
+        "invitation": invitation.pk,
+        "key": key.pk,
+        "attacker": attacker,
+        "attacker_org": attacker_org,
+        "invitations": Invitation.objects.count(),
+    }
+
+
+def org_path(template: str, orgs: dict, slug: str) -> str:
+    return template.format(
+        org=slug, member=orgs["member"], invitation=orgs["invitation"], key=orgs["key"]
+    )
+
+
+def assert_org_untouched(orgs: dict) -> None:
+    from keys.models import Invitation, Membership
+
+    key = ApiKey.objects.get(pk=orgs["key"])
+    assert key.revoked_at is None and key.rotated_to_id is None and key.name != "pwned"
+    member = Membership.objects.get(organization=orgs["victim"], user_id=orgs["member"])
+    assert member.role == "developer"
+    assert Invitation.objects.count() == orgs["invitations"]
+    assert ApiKey.objects.filter(subscription=orgs["victim"].subscription).count() == 1
+
+
+def user_api_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.mark.parametrize(("through", "method", "path"), ORG_API_CASES)
+def test_another_organizations_objects_are_not_found_through_the_api(orgs, through, method, path):
+    slug = orgs["victim"].slug if through == "victim_slug" else orgs["attacker_org"].slug
+    client = user_api_client(orgs["attacker"])
+    response = getattr(client, method)(
+        org_path(path, orgs, slug), ORG_BODIES.get(method), format="json"
+    )
+    assert response.status_code == 404, response.content
+    assert response.json()["code"] == "not_found"
+    assert_org_untouched(orgs)
+    if method == "get":  # control: the victim's owner sees it
+        control = user_api_client(orgs["victim_owner"]).get(
+            org_path(path, orgs, orgs["victim"].slug)
+        )
+        assert control.status_code == 200
+
+
+@pytest.mark.parametrize(("through", "method", "path"), ORG_PORTAL_CASES)
+def test_another_organizations_objects_are_not_found_in_the_portal(orgs, through, method, path):
+    slug = orgs["victim"].slug if through == "victim_slug" else orgs["attacker_org"].slug
+    client = Client()
+    client.force_login(orgs["attacker"])
+    response = getattr(client, method)(org_path(path, orgs, slug), {"role": "viewer"})
+    assert response.status_code == 404
+    assert_org_untouched(orgs)
+    if method == "get":
+        control = Client()
+        control.force_login(orgs["victim_owner"])
+        assert control.get(org_path(path, orgs, orgs["victim"].slug)).status_code == 200
+
+
+def test_the_portal_keys_of_another_organization_are_not_found(orgs):
+    client = Client()
+    client.force_login(orgs["attacker"])
+    for path in ("/portal/keys/{key}/revoke/", "/portal/keys/{key}/rotate/"):
+        assert client.post(org_path(path, orgs, "")).status_code == 404
+    assert client.post("/portal/orgs/switch/", {"slug": orgs["victim"].slug}).status_code == 404
+    assert_org_untouched(orgs)

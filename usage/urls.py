@@ -2,7 +2,10 @@
 
 from django.urls import path
 
-from usage.views import UsageView
+from usage.views import OrgUsageView, UsageView
 
 app_name = "usage"
-urlpatterns = [path("usage", UsageView.as_view(), name="usage")]
+urlpatterns = [
+    path("usage", UsageView.as_view(), name="usage"),
+    path("orgs/<str:slug>/usage", OrgUsageView.as_view(), name="org-usage"),
+]

@@ -7,17 +7,48 @@ from functools import wraps
 
 from django import forms
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from keys.models import Subscription
+from keys import roles
+from keys.clientip import client_ip
+from keys.models import Membership
 from mlapi.exceptions import DomainError
 
 INVALID_FORM_STATUS = 400
 
 
+ORG_SESSION_KEY = "mlapi_org"
+
+
+def current_membership(request: HttpRequest) -> Membership | None:
+    """The organization the portal acts on: the one picked in the switcher, else the personal
+    one, else the first the user belongs to. Read fresh on every page: a removed member's
+    session loses the organization at once."""
+    memberships = list(
+        Membership.objects.filter(user_id=request.user.pk)
+        .select_related("organization__subscription__plan")
+        .select_related("organization__subscription__requested_plan")
+        .order_by("organization__slug")
+    )
+    request.memberships = memberships
+    wanted = request.session.get(ORG_SESSION_KEY)
+    usable = [m for m in memberships if hasattr(m.organization, "subscription")]
+    for match in (
+        lambda m: m.organization.slug == wanted,
+        lambda m: m.organization.subscription.user_id == request.user.pk,  # the personal one
+        lambda m: True,
+    ):
+        for membership in usable:
+            if match(membership):
+                return membership
+    return None
+
+
 def subscriber_required(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
-    """Log in first; then set `request.subscription` (plan loaded) or explain that there is none.
+    """Log in first; then set `request.membership`, `request.organization` and
+    `request.subscription` (plan loaded) of the current organization, or explain there is none.
 
     Operators created with `createsuperuser` have no subscription: they get a page saying so
     (403) instead of a crash, with a link to the admin.
@@ -26,17 +57,26 @@ def subscriber_required(view: Callable[..., HttpResponse]) -> Callable[..., Http
     @login_required
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        subscription = (
-            Subscription.objects.select_related("plan", "requested_plan")
-            .filter(user=request.user)
-            .first()
-        )
-        if subscription is None:
+        membership = current_membership(request)
+        if membership is None:
             return render(request, "portal/no_subscription.html", status=403)
-        request.subscription = subscription
+        request.membership = membership
+        request.organization = membership.organization
+        request.subscription = membership.organization.subscription
         return view(request, *args, **kwargs)
 
     return wrapper
+
+
+def require_role(request: HttpRequest, permission: str) -> None:
+    """403 page unless the current member's role holds `permission` (keys.roles)."""
+    if not roles.allows(request.membership.role, permission):
+        raise PermissionDenied(f"Your role ({request.membership.role}) does not allow this.")
+
+
+def audit_context(request: HttpRequest) -> dict:
+    """`actor` and `ip` for the audit entry of a portal action."""
+    return {"actor": request.user, "ip": client_ip(request)}
 
 
 def render_form(
@@ -61,5 +101,6 @@ def add_service_error(form: forms.Form, exc: DomainError) -> None:
     The error keeps the contract's code (`quota_exceeded`, `validation_error`, ...), so the
     page and the API describe the same refusal the same way.
     """
-    named = [e.get("field") for e in (exc.errors or []) if e.get("field") in form.fields]
+    fields = [(e.get("field") or "").split("[")[0] for e in (exc.errors or [])]
+    named = [f for f in fields if f in form.fields]  # `allowed_ips[2]` is the allowed_ips box
     form.add_error(named[0] if named else None, forms.ValidationError(exc.detail, code=exc.code))

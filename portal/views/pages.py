@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils import timezone
 
+from keys import roles
 from keys.limits import quota_status
 from keys.models import ApiKey, Plan
 from keys.services import request_plan_change
@@ -17,7 +18,13 @@ from mlapi.exceptions import DomainError
 from portal.charts import usage_chart, usage_totals
 from portal.examples import build_examples
 from portal.forms import PlanChangeForm
-from portal.views.common import add_service_error, render_form, subscriber_required
+from portal.views.common import (
+    add_service_error,
+    audit_context,
+    render_form,
+    require_role,
+    subscriber_required,
+)
 from predictions.models import ModelVersion, Task
 from usage.selectors import daily_usage, recent_errors
 
@@ -97,8 +104,9 @@ def plan(request: HttpRequest) -> HttpResponse:
     form = PlanChangeForm(request.POST or None, current_plan=subscription.plan)
     if request.method == "POST" and form.is_valid():
         try:
+            require_role(request, roles.PLAN_CHANGE)
             subscription = request_plan_change(
-                subscription=subscription, plan=form.cleaned_data["plan"]
+                subscription=subscription, plan=form.cleaned_data["plan"], **audit_context(request)
             )
         except DomainError as exc:
             add_service_error(form, exc)

@@ -14,8 +14,10 @@ from django.utils import timezone
 from rest_framework import exceptions
 
 from keys.authentication import authenticate_credentials
+from keys.clientip import client_ip_from
 from keys.meter import RequestMeter
-from keys.principal import Principal
+from keys.principal import UNRESTRICTED, Principal
+from keys.restrictions import check_restrictions
 from mlapi.metrics import PREDICTIONS
 from predictions.errors import NotPermitted
 from predictions.inference import Prediction, Predictor, get_predictor
@@ -69,11 +71,23 @@ def authenticate(meter: RequestMeter, *, api_key: str | None, authorization: str
 
 
 def check_key_restrictions(meter: RequestMeter, *, scope: str, model: str | None) -> None:
-    """HOOK: the key's own restrictions (models, scopes, client IP, origin): 403, no quota.
+    """The key's own restrictions (models, scopes, client IP, origin): 403, no quota used.
 
-    Raise `predictions.errors.NotPermitted` (403 permission_denied) to refuse.
-    Every protocol passes here before anything is charged; nothing is restricted yet.
+    Every protocol passes here before anything is charged. Reads only the restrictions cached
+    on the principal; the client address and origin are worked out only for keys restricted
+    by them (`keys.restrictions.KeyRestricted`, 403 permission_denied).
     """
+    principal = meter.principal
+    restrictions = principal.restrictions
+    if restrictions is UNRESTRICTED:
+        return
+    check_restrictions(
+        principal,
+        model=model,
+        scope=scope,
+        client_ip=client_ip_from(meter.peer, meter.forwarded_for) if restrictions.networks else "",
+        origin=meter.origin if restrictions.origins else "",
+    )
 
 
 def authorize(meter: RequestMeter, *, scope: str, model: str | None = None) -> None:

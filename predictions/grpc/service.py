@@ -78,6 +78,16 @@ def _refuse(context, exc: BaseException, meter=None) -> None:
     context.abort(grpc_code(summary.status), f"{summary.code}: {summary.detail}")
 
 
+
+def peer_address(peer: str) -> str:
+    """The address in a gRPC peer string: `ipv4:1.2.3.4:5`, `ipv6:[::1]:5` -> `1.2.3.4`, `::1`."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv6":
+        return rest.rpartition("]")[0].lstrip("[")
+    if kind == "ipv4":
+        return rest.rpartition(":")[0]
+    return ""
+
 class InferenceService:
     """The handlers; `generic_handler()` registers them under the KServe service name."""
 
@@ -137,6 +147,10 @@ class InferenceService:
                 try:
                     request = _parse(request_class, raw)
                     metadata = dict(context.invocation_metadata())
+                    meter.peer = peer_address(context.peer())
+                    meter.forwarded_for = metadata.get("x-forwarded-for", "")
+                    meter.origin = metadata.get("origin", "")
+                    meter.request_id = metadata.get("x-request-id", "")[:128]
                     dataplane.authenticate(
                         meter,
                         api_key=metadata.get("x-api-key"),

@@ -32,6 +32,7 @@ class JobAPIView(MeteredAPIView):
         """The caller's job; another subscriber's job is indistinguishable from none (404)."""
         from django.http import Http404
 
+        dataplane.check_key_restrictions(self.meter, scope=dataplane.JOBS, model=None)
         job = (
             BatchJob.objects.for_subscription(request.auth.subscription_id)
             .select_related("model_version__model")
@@ -51,6 +52,7 @@ class JobListView(JobAPIView):
 
     @extend_schema(operation_id="api_v1_jobs_list", responses=JobSerializer(many=True))
     def get(self, request):
+        dataplane.check_key_restrictions(self.meter, scope=dataplane.JOBS, model=None)
         jobs = (
             BatchJob.objects.for_subscription(request.auth.subscription_id)
             .select_related("model_version__model")

@@ -14,8 +14,12 @@ class Command(BaseCommand):
         parser.add_argument("--name", default="", help="A label for the key.")
 
     def handle(self, *args, username: str, name: str, **options):
-        subscription = Subscription.objects.filter(user__username=username).first()
+        subscription = (
+            Subscription.objects.filter(user__username=username).select_related("user").first()
+        )
         if subscription is None:
             raise CommandError(f"{username!r} has no subscription; run `subscribe` first.")
-        _, plaintext = services.create_api_key(subscription=subscription, name=name)
+        _, plaintext = services.create_api_key(
+            subscription=subscription, name=name, created_by=subscription.user, actor="system"
+        )
         self.stdout.write(plaintext)
