@@ -12,6 +12,7 @@ from rest_framework.generics import GenericAPIView
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.views import APIView
 
+from keys import events as key_events
 from keys import limits
 from keys.authentication import ApiKeyAuthentication, SubscriberJWTAuthentication
 from keys.permissions import ActiveSubscription, ManagementPlane
@@ -70,7 +71,9 @@ class MeteredAPIView(APIView):
     def admit(self, request, *, units: int) -> None:
         """Take one token and `units` of quota for this request, or raise a 429."""
         self._limit(request, lambda principal: limits.admit(principal=principal, units=units))
-        setattr(request, ADMITTED_ATTR, (units, getattr(request, STATE_ATTR).period_start))
+        state = getattr(request, STATE_ATTR)
+        key_events.note_admitted(principal=request.auth, units=units, state=state)  # arithmetic
+        setattr(request, ADMITTED_ATTR, (units, state.period_start))
 
     def refund(self, request) -> None:
         """Give back the units `admit()` took (the prediction failed on our side)."""

@@ -13,6 +13,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="swagger-ui"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),
+    path("api/v1/orgs/<str:slug>/", include("webhooks.urls")),
     path("api/v1/", include("keys.urls")),
     path("api/v1/", include("usage.urls")),
     path("api/v1/", include("predictions.urls")),
