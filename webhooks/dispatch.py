@@ -31,18 +31,18 @@ log = logging.getLogger(__name__)
 DISPATCH_BATCH = 200
 
 
-def _send(task_name: str, *args, countdown: float | None = None) -> None:
+def _send(task_name: str, *args, countdown: float | None = None, retry: bool = True) -> None:
     from mlapi.celery import app
 
     options = {"queue": settings.MLAPI_WEBHOOK_QUEUE} if settings.MLAPI_WEBHOOK_QUEUE else {}
-    app.send_task(task_name, args=args, countdown=countdown, **options)
+    app.send_task(task_name, args=args, countdown=countdown, retry=retry, **options)
 
 
 def wake_dispatcher(sender=None, **kwargs) -> None:
     """After an event's commit: ask a worker to dispatch (the sweep covers a lost wake-up)."""
     try:
-        _send("webhooks.dispatch_events")
-    except Exception:
+        _send("webhooks.dispatch_events", retry=False)  # never hold a request on the broker
+    except Exception:  # the broker may be down: the event waits in the outbox for the sweep
         log.warning("could not wake the webhook dispatcher; the sweep will", exc_info=True)
 
 
