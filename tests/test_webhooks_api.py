@@ -65,9 +65,7 @@ def test_unacceptable_urls_are_refused_with_the_reason(owner_client, url, reason
     assert not WebhookEndpoint.objects.exists()
 
 
-def test_http_and_private_targets_are_accepted_only_when_the_settings_allow(
-    owner_client, settings
-):
+def test_http_and_private_targets_are_accepted_only_when_the_settings_allow(owner_client, settings):
     settings.MLAPI_WEBHOOK_ALLOW_HTTP = True
     settings.MLAPI_WEBHOOK_ALLOW_PRIVATE = True
     response = post(owner_client, {"url": "http://127.0.0.1:9/hook", "events": ["key.revoked"]})

@@ -74,9 +74,7 @@ def independent_signature_ok(secret: str, received) -> bool:
     h = {k.lower(): v for k, v in received.headers.items()}
     signed = f"{h['webhook-id']}.{h['webhook-timestamp']}.".encode() + received.body
     expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
-    return any(
-        part.split(",", 1) == ["v1", expected] for part in h["webhook-signature"].split(" ")
-    )
+    return any(part.split(",", 1) == ["v1", expected] for part in h["webhook-signature"].split(" "))
 
 
 def payloads(requests) -> list[dict]:
