@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("predictions.protocol_urls")),
     path("admin/", include("usage.admin_urls")),
     path("admin/", admin.site.urls),
+    path("portal/", include("webhooks.portal_urls")),
     path("portal/", include("portal.urls")),
     path("", include("portal.root_urls")),
 ]

@@ -50,7 +50,7 @@ def test_only_the_request_that_crosses_a_threshold_emits_it(used, units, hits):
 
 
 def test_reconciliation_emits_a_crossing_whose_process_died_and_nothing_twice():
-    subscription, _, key = org_with_owner(plan_name="recon", quota=100, quota_period="day")
+    subscription, _, _ = org_with_owner(plan_name="recon", quota=100, quota_period="day")
     from keys.limits import consume_quota
     from keys.principal import Principal
 

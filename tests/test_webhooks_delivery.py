@@ -13,15 +13,17 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
+from tests import webhook_support
 from tests.webhook_receiver import Receiver
 from tests.webhook_support import (
     independent_signature_ok,
     org_with_owner,
     verified,
-    webhook_settings,  # noqa: F401 (fixture)
 )
 from webhooks import dispatch, services, urlguard
 from webhooks.models import Delivery, DeliveryStatus
+
+webhook_settings = webhook_support.webhook_settings  # the fixture
 
 pytestmark = pytest.mark.django_db
 

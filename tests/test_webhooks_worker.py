@@ -6,6 +6,7 @@ job queue, for the job event); the embedded broker by default, RabbitMQ in the s
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
 
@@ -13,7 +14,7 @@ import pytest
 
 from events.models import Event
 from keys.events import threshold_units
-from tests import test_jobs_support
+from tests import test_jobs_support, webhook_support
 from tests.test_jobs_support import JOB_QUEUE, submit_instances, wait_for
 from tests.test_limits_live import hammer, quota_worker
 from tests.webhook_receiver import Receiver
@@ -22,11 +23,12 @@ from tests.webhook_support import (
     independent_signature_ok,
     org_with_owner,
     verified,
-    webhook_settings,  # noqa: F401 (fixture)
     webhooks_url,
 )
 from webhooks import services
 from webhooks.models import Delivery, DeliveryStatus
+
+webhook_settings = webhook_support.webhook_settings  # the fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -110,7 +112,7 @@ def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(worker
     ids = {r.headers["webhook-id"] for r in received}
     assert len(ids) == 1
     assert all(verified(secret, r)["type"] == "ping" for r in received)
-    gaps = [b.at - a.at for a, b in zip(received, received[1:4], strict=False)]
+    gaps = [b.at - a.at for a, b in itertools.pairwise(received[:4])]
     assert gaps[2] > gaps[0]  # backoff grows (0.2 s, 0.4 s, 0.8 s)
     [entry] = log
     assert entry["event"] == "ping" and entry["status"] == DeliveryStatus.SUCCEEDED
