@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -38,12 +39,18 @@ def _send(task_name: str, *args, countdown: float | None = None, retry: bool = T
     app.send_task(task_name, args=args, countdown=countdown, retry=retry, **options)
 
 
-def wake_dispatcher(sender=None, **kwargs) -> None:
-    """After an event's commit: ask a worker to dispatch (the sweep covers a lost wake-up)."""
+def _wake() -> None:
     try:
-        _send("webhooks.dispatch_events", retry=False)  # never hold a request on the broker
+        _send("webhooks.dispatch_events", retry=False)
     except Exception:  # the broker may be down: the event waits in the outbox for the sweep
         log.warning("could not wake the webhook dispatcher; the sweep will", exc_info=True)
+
+
+def wake_dispatcher(sender=None, **kwargs) -> None:
+    """After an event's commit: ask a worker to dispatch, from a short-lived thread, so the
+    request that caused the event (a predict crossing a quota threshold) never waits on the
+    broker. A wake-up lost with its process is covered by the periodic sweep."""
+    threading.Thread(target=_wake, name="webhooks-wake", daemon=True).start()
 
 
 def _fan_out(event: Event, endpoints: list[WebhookEndpoint], now: datetime) -> list[Delivery]:
