@@ -140,3 +140,10 @@ def test_an_api_key_cannot_manage_webhooks(client):
     subscription, _, key = org_with_owner()
     response = client.get(webhooks_url(subscription.organization), HTTP_X_API_KEY=key)
     assert response.status_code in (401, 403)
+
+
+def test_ids_beyond_any_database_integer_are_404_not_500(owner_client):
+    huge = 2**70
+    assert owner_client.get(webhooks_url(owner_client.org, f"/{huge}")).status_code == 404
+    url = webhooks_url(owner_client.org, f"/1/deliveries/{huge}/redeliver")
+    assert owner_client.post(url).status_code == 404

@@ -22,6 +22,7 @@ from mlapi.exceptions import DomainError
 from portal.views.common import add_service_error, no_store, render_form, subscriber_required
 from webhooks import services
 from webhooks.models import ALERT_EVENTS, AlertOptOut, Delivery, WebhookEndpoint
+from webhooks.views import checked_id
 
 
 class EndpointForm(forms.Form):
@@ -43,6 +44,12 @@ def _manager_or_403(request: HttpRequest) -> Membership | HttpResponse:
     if not roles.allows(membership.role, roles.WEBHOOKS):
         return render(request, "webhooks/forbidden.html", status=403)
     return membership
+
+
+def _form_id(value) -> int:
+    if not (isinstance(value, str) and value.isdigit()):
+        raise Http404("No such delivery.")
+    return checked_id(int(value))
 
 
 def _audit(request: HttpRequest) -> dict:
@@ -81,7 +88,7 @@ def webhook_detail(request: HttpRequest, webhook_id: int) -> HttpResponse:
     if isinstance(membership, HttpResponse):
         return membership
     endpoint = get_object_or_404(
-        WebhookEndpoint, pk=webhook_id, organization=membership.organization
+        WebhookEndpoint, pk=checked_id(webhook_id), organization=membership.organization
     )
     deliveries = Delivery.objects.filter(endpoint=endpoint).select_related("event")[:100]
     return render(request, "webhooks/detail.html", {"endpoint": endpoint, "deliveries": deliveries})
@@ -95,7 +102,7 @@ def webhook_action(request: HttpRequest, webhook_id: int, action: str) -> HttpRe
     if isinstance(membership, HttpResponse):
         return membership
     endpoint = get_object_or_404(
-        WebhookEndpoint, pk=webhook_id, organization=membership.organization
+        WebhookEndpoint, pk=checked_id(webhook_id), organization=membership.organization
     )
     if action not in ("test", "delete", "redeliver"):
         raise Http404("No such action.")
@@ -108,7 +115,7 @@ def webhook_action(request: HttpRequest, webhook_id: int, action: str) -> HttpRe
         messages.success(request, "A ping is on its way.")
     else:
         delivery = get_object_or_404(
-            Delivery, pk=request.POST.get("delivery") or 0, endpoint=endpoint
+            Delivery, pk=_form_id(request.POST.get("delivery")), endpoint=endpoint
         )
         services.redeliver(delivery=delivery)
         messages.success(request, "The delivery is sent again.")

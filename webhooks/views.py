@@ -6,6 +6,7 @@ Thin: validate, call one service, serialize. Non-members get 404 and other roles
 
 from __future__ import annotations
 
+from django.http import Http404
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import extend_schema
 from rest_framework import status
@@ -17,13 +18,24 @@ from webhooks import services
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.serializers import DeliveryOutput, EndpointInput, EndpointOutput
 
+MAX_ID = 2**63 - 1
+
+
+def checked_id(value: int) -> int:
+    """An id from the URL; one beyond any database integer names nothing (404, not a 500)."""
+    if value > MAX_ID:
+        raise Http404("No such object.")
+    return value
+
 
 class WebhookAPIView(OrgAPIView):
     permission = roles.WEBHOOKS
 
     def endpoint(self) -> WebhookEndpoint:
         return get_object_or_404(
-            WebhookEndpoint, pk=self.kwargs["webhook_id"], organization=self.organization
+            WebhookEndpoint,
+            pk=checked_id(self.kwargs["webhook_id"]),
+            organization=self.organization,
         )
 
 
@@ -96,6 +108,6 @@ class RedeliverView(WebhookAPIView):
 
     @extend_schema(request=None, responses={202: DeliveryOutput})
     def post(self, request, slug, webhook_id, delivery_id):
-        delivery = get_object_or_404(Delivery, pk=delivery_id, endpoint=self.endpoint())
+        delivery = get_object_or_404(Delivery, pk=checked_id(delivery_id), endpoint=self.endpoint())
         delivery = services.redeliver(delivery=delivery)
         return Response(DeliveryOutput(delivery).data, status=202)
