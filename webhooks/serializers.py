@@ -22,6 +22,15 @@ class EndpointOutput(serializers.ModelSerializer):
         fields = ["id", "url", "events", "description", "is_active", "created_at", "updated_at"]
 
 
+class EndpointCreatedOutput(EndpointOutput):
+    """The endpoint plus its signing secret, in the creation reply only."""
+
+    secret = serializers.CharField(read_only=True)
+
+    class Meta(EndpointOutput.Meta):
+        fields = [*EndpointOutput.Meta.fields, "secret"]
+
+
 class DeliveryOutput(serializers.ModelSerializer):
     """One delivery: event, status, attempts, next retry, last status code and duration."""
 

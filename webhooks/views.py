@@ -16,7 +16,12 @@ from keys import roles
 from keys.org_access import OrgAPIView
 from webhooks import services
 from webhooks.models import Delivery, WebhookEndpoint
-from webhooks.serializers import DeliveryOutput, EndpointInput, EndpointOutput
+from webhooks.serializers import (
+    DeliveryOutput,
+    EndpointCreatedOutput,
+    EndpointInput,
+    EndpointOutput,
+)
 
 MAX_ID = 2**63 - 1
 
@@ -50,7 +55,7 @@ class WebhookListView(WebhookAPIView):
         page = self.paginate_queryset(queryset)
         return self.get_paginated_response(EndpointOutput(page, many=True).data)
 
-    @extend_schema(request=EndpointInput, responses={201: EndpointOutput})
+    @extend_schema(request=EndpointInput, responses={201: EndpointCreatedOutput})
     def post(self, request, slug):
         data = EndpointInput(data=request.data)
         data.is_valid(raise_exception=True)
