@@ -18,9 +18,10 @@ INVITATIONS = "invitations.manage"
 AUDIT_READ = "audit.read"
 PLAN_CHANGE = "plan.change"
 JOBS = "jobs"
+WEBHOOKS = "webhooks.manage"  # endpoints, deliveries (owner, admin)
 
 _ALL = {READ, KEYS_CREATE, KEYS_MANAGE, KEYS_MANAGE_OWN, MEMBERS_MANAGE, INVITATIONS, AUDIT_READ,
-        PLAN_CHANGE, JOBS}  # fmt: skip
+        PLAN_CHANGE, JOBS, WEBHOOKS}  # fmt: skip
 PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(_ALL),
     Role.ADMIN: frozenset(_ALL - {PLAN_CHANGE}),

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from audit.services import record_action
 from keys import crypto, keycache
+from keys import events as key_events
 from keys.errors import InvalidRequest  # noqa: F401 (imported from here by callers)
 from keys.errors import invalid as _invalid
 from keys.limits import period_bounds
@@ -101,6 +102,7 @@ def subscribe(*, user, plan: Plan, approved: bool = True, actor=None, ip=None) -
     )
     changes = {"plan": plan.name, "status": subscription.status, "created": created}
     _audit("subscription.changed", subscription, subscription, actor=actor, ip=ip, changes=changes)
+    key_events.emit_subscription_updated(subscription=subscription)
     return subscription
 
 
@@ -118,6 +120,7 @@ def request_plan_change(
         subscription.plan, subscription.requested_plan = plan, None
         subscription.save(update_fields=["plan", "requested_plan", "updated_at"])
         action = "plan.changed"
+        key_events.emit_subscription_updated(subscription=subscription)
     changes = {"plan": [old, plan.name]}
     _audit(action, subscription, subscription, actor=actor, ip=ip, changes=changes)
     return subscription
@@ -134,6 +137,7 @@ def approve_subscription(*, subscription: Subscription, actor=None, ip=None) -> 
     subscription.status = SubscriptionStatus.ACTIVE
     subscription.save(update_fields=["plan", "requested_plan", "status", "updated_at"])
     _audit("subscription.approved", subscription, subscription, actor=actor, ip=ip, changes=changes)
+    key_events.emit_subscription_updated(subscription=subscription)
     return subscription
 
 
@@ -158,6 +162,7 @@ def suspend_subscription(*, subscription: Subscription, actor=None, ip=None) -> 
     _audit(
         "subscription.suspended", subscription, subscription, actor=actor, ip=ip, changes=changes
     )
+    key_events.emit_subscription_updated(subscription=subscription)
     return subscription
 
 
@@ -263,6 +268,9 @@ def revoke_api_key(*, api_key: ApiKey, actor=None, ip=None) -> ApiKey:
             subscription = Subscription.objects.get(pk=api_key.subscription_id)
             changes = {"name": api_key.name, "prefix": api_key.prefix}
             _audit("key.revoked", subscription, api_key, actor=actor, ip=ip, changes=changes)
+            key_events.emit_key_revoked(
+                api_key=api_key, organization_id=subscription.organization_id
+            )
     keycache.forget(api_key.prefix)
     return api_key
 

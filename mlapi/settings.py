@@ -94,10 +94,12 @@ INSTALLED_APPS = [
     "django_ratelimit",
     "corsheaders",
     "audit",
+    "events",
     "keys",
     "usage",
     "predictions",
     "portal",
+    "webhooks",
 ]
 
 MIDDLEWARE = [
@@ -362,6 +364,8 @@ CELERY_BEAT_SCHEDULE = {
     "recover-orphaned-jobs": {"task": "predictions.recover_orphaned_jobs", "schedule": 60.0},
     # mlapi_worker_heartbeat_timestamp_seconds, for the MlapiWorkerDown alert.
     "worker-heartbeat": {"task": "mlapi.worker_heartbeat", "schedule": 15.0},
+    "webhooks-sweep": {"task": "webhooks.sweep", "schedule": 15.0},
+    "webhooks-scan": {"task": "webhooks.scan_periodic_events", "schedule": 300.0},
 }
 
 # --- mlapi ------------------------------------------------------------------------------
@@ -398,6 +402,24 @@ MLAPI_GRPC_THREADS = env_int("MLAPI_GRPC_THREADS", 8)
 MLAPI_GRPC_GRACE_S = env_float("MLAPI_GRPC_GRACE_S", 10.0)
 MLAPI_GRPC_TLS_CERT = os.environ.get("MLAPI_GRPC_TLS_CERT", "")  # PEM files; both or neither
 MLAPI_GRPC_TLS_KEY = os.environ.get("MLAPI_GRPC_TLS_KEY", "")
+# Where clients reach us, for absolute links in webhook payloads (e.g. a job's results_url).
+MLAPI_PUBLIC_URL = os.environ.get("MLAPI_PUBLIC_URL", "")
+
+# --- Webhooks (webhooks/): SSRF guard, timeouts, retries --------------------------------
+MLAPI_WEBHOOK_ALLOW_HTTP = env_bool("MLAPI_WEBHOOK_ALLOW_HTTP", False)
+MLAPI_WEBHOOK_ALLOW_PRIVATE = env_bool("MLAPI_WEBHOOK_ALLOW_PRIVATE", False)
+MLAPI_WEBHOOK_TIMEOUT_S = env_float("MLAPI_WEBHOOK_TIMEOUT_S", 10.0)
+# Retry n waits base * 2**(n-1) s, until the window (24 h) after the event has passed.
+MLAPI_WEBHOOK_RETRY_BASE_S = env_float("MLAPI_WEBHOOK_RETRY_BASE_S", 30.0)
+MLAPI_WEBHOOK_RETRY_WINDOW_S = env_float("MLAPI_WEBHOOK_RETRY_WINDOW_S", 86400.0)
+# A claimed attempt is another worker's to retry after this (must exceed the timeout).
+MLAPI_WEBHOOK_LEASE_S = env_float("MLAPI_WEBHOOK_LEASE_S", 60.0)
+# Retries due within this are scheduled as Celery countdowns; later ones by the sweep.
+MLAPI_WEBHOOK_MAX_COUNTDOWN_S = env_float("MLAPI_WEBHOOK_MAX_COUNTDOWN_S", 300.0)
+# Queue of the webhook tasks; empty = Celery's default queue, which `make run`'s worker consumes.
+MLAPI_WEBHOOK_QUEUE = os.environ.get("MLAPI_WEBHOOK_QUEUE", "")
+if MLAPI_WEBHOOK_LEASE_S <= MLAPI_WEBHOOK_TIMEOUT_S:
+    raise ImproperlyConfigured("MLAPI_WEBHOOK_LEASE_S must exceed MLAPI_WEBHOOK_TIMEOUT_S")
 DATA_UPLOAD_MAX_MEMORY_SIZE = MLAPI_MAX_REQUEST_BYTES
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024  # larger uploads stream to a temp file
 

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from predictions.inference import get_predictor
 from predictions.jobs import parsing
+from predictions.jobs.events import emit_job_finished
 from predictions.jobs.scoring import score_chunk
 from predictions.jobs.services import job_dir, refund_unprocessed_rows
 from predictions.models import BatchJob, JobStatus
@@ -139,6 +140,7 @@ def _finish(job: BatchJob, status: str, columns: list[str], error: str = "") -> 
         job.refresh_from_db()
         if status != JobStatus.SUCCEEDED:
             refund_unprocessed_rows(job=job)
+        emit_job_finished(job=job)
 
 
 def _process(job: BatchJob) -> None:

@@ -18,6 +18,7 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import transaction
 from django.utils import timezone
 
+from keys import events as key_events
 from keys import limits
 from keys.models import Subscription
 from keys.principal import Principal
@@ -166,6 +167,7 @@ def _create_and_enqueue(
     try:
         with transaction.atomic():
             period_start = limits.consume_quota(principal=principal, units=stored.rows)
+            key_events.note_consumed(principal=principal)
             job = BatchJob.objects.create(
                 id=job_id,
                 subscription_id=principal.subscription_id,
