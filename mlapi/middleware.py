@@ -1,5 +1,6 @@
 """Project-wide middleware: the body size limit, and the lean chain for data-plane routes."""
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -11,6 +12,7 @@ from django.utils.module_loading import import_string
 from mlapi.exceptions import problem_response
 
 UPLOAD_PATHS = ("/api/v1/jobs", "/admin/", "/portal/jobs")
+ARTIFACT_UPLOAD = re.compile(r"^/api/v1/models/[-\w]+/versions$")  # operator version upload
 
 
 class BodySizeLimitMiddleware:
@@ -27,7 +29,7 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = (
             settings.MLAPI_MAX_UPLOAD_BYTES
-            if request.path.startswith(UPLOAD_PATHS)
+            if request.path.startswith(UPLOAD_PATHS) or ARTIFACT_UPLOAD.match(request.path)
             else settings.MLAPI_MAX_REQUEST_BYTES
         )
         raw = request.META.get("CONTENT_LENGTH") or "0"
