@@ -154,9 +154,8 @@ def test_bare_boosters_convert_to_onnx_and_agree(client, key, estimator):
 def test_an_uploaded_booster_skops_file_registers_with_its_types_trusted(demo_models):
     model, _ = xgboost_regressor_pipeline()
     staff = APIClient()
-    staff.credentials(
-        HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(UserFactory(is_staff=True)).access_token}"
-    )
+    access = RefreshToken.for_user(UserFactory(is_staff=True)).access_token
+    staff.credentials(HTTP_AUTHORIZATION=f"Bearer {access}")
     artifact = io.BytesIO(sio.dumps(model))
     artifact.name = "homes.skops"
     reply = staff.post(
