@@ -73,9 +73,7 @@ def test_assignment_is_sticky_per_caller_and_near_the_percent():
     assert {c for c, on in chosen.items() if on} <= ramped  # nobody leaves the canary
 
 
-def test_choosing_a_version_on_a_warm_process_does_no_query(
-    demo_models, django_assert_num_queries
-):
+def test_choosing_a_version_on_a_warm_process_does_no_query(demo_models, django_assert_num_queries):
     add_version("2")
     roll(canary={"version": "2", "percent": 50})
     rollout.choose_version("iris", caller_id="key:1")  # warm
@@ -112,9 +110,7 @@ def test_a_deprecated_version_sends_deprecation_and_sunset_headers(client, demo_
     assert "Deprecation" not in fresh and "Sunset" not in fresh
 
 
-def test_after_its_sunset_a_version_answers_404_saying_it_was_retired(
-    client, demo_models, api_key
-):
+def test_after_its_sunset_a_version_answers_404_saying_it_was_retired(client, demo_models, api_key):
     add_version("2")
     past = timezone.now() - timedelta(minutes=1)
     ModelVersion.objects.filter(model__name="iris", version="2").update(
@@ -130,9 +126,7 @@ def test_after_its_sunset_a_version_answers_404_saying_it_was_retired(
     assert v2.status_code == 404 and "retired" in v2.json()["error"]
 
 
-def test_a_shadow_scores_off_the_request_path_and_counts_agreement(
-    client, demo_models, api_key
-):
+def test_a_shadow_scores_off_the_request_path_and_counts_agreement(client, demo_models, api_key):
     add_version("3", depth=3)
     roll(shadow={"version": "3", "percent": 100})
     labels = {"model": "iris", "version": "1", "shadow_version": "3"}
