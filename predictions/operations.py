@@ -60,12 +60,21 @@ def _split(
     return mv, float(percent)
 
 
-def set_rollout(*, model: MLModel, spec: dict, actor=None) -> MLModel:
-    """Apply `{"default", "canary": {version, percent}|null, "shadow": {...}|null}` at once."""
+def validate_rollout(*, model: MLModel, spec: dict) -> tuple:
+    """(default, canary, canary %, shadow, shadow %) of a rollout, or RolloutError."""
     now = timezone.now()
     default = _usable_version(model, spec.get("default"), "default", now)
     canary, canary_percent = _split(model, spec.get("canary"), "canary", default, now)
     shadow, shadow_percent = _split(model, spec.get("shadow"), "shadow", default, now)
+    return default, canary, canary_percent, shadow, shadow_percent
+
+
+def set_rollout(*, model: MLModel, spec: dict, actor=None) -> MLModel:
+    """Apply `{"default", "canary": {version, percent}|null, "shadow": {...}|null}` at once."""
+    default, canary, canary_percent, shadow, shadow_percent = validate_rollout(
+        model=model, spec=spec
+    )
+    now = timezone.now()
     with transaction.atomic():
         locked = MLModel.objects.select_for_update().get(pk=model.pk)
         if not default.is_default:

@@ -113,3 +113,25 @@ def wait_idle(timeout: float = 5.0) -> bool:
 
     threading.Thread(target=join, daemon=True).start()
     return done.wait(timeout)
+
+
+def agreement(model: str) -> dict[tuple[str, str], dict[str, float]]:
+    """{(version, shadow_version): {"agree", "disagree"}} for `model`, from the counters of
+    every worker of this node (multiprocess mode) or of this process."""
+    from prometheus_client import REGISTRY, CollectorRegistry, multiprocess
+
+    registry = REGISTRY
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+    pairs: dict[tuple[str, str], dict[str, float]] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            labels = sample.labels
+            if sample.name != "mlapi_shadow_instances_total" or labels.get("model") != model:
+                continue
+            pair = pairs.setdefault(
+                (labels["version"], labels["shadow_version"]), {"agree": 0.0, "disagree": 0.0}
+            )
+            pair[labels["outcome"]] = pair.get(labels["outcome"], 0.0) + sample.value
+    return pairs
