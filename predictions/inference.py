@@ -219,6 +219,8 @@ def models_ready() -> tuple[bool, str]:
     for mv in defaults:
         try:
             get_predictor(mv.model.name)
+        except ModelRetired:
+            continue  # retired on schedule: unpinned calls say so (404); nothing failed to load
         except (ModelUnavailable, ModelNotFound):
             failed.append(mv.model.name)
     if failed:

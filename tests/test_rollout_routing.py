@@ -144,3 +144,14 @@ def test_a_shadow_scores_off_the_request_path_and_counts_agreement(client, demo_
     assert shadow.wait_idle(10)
     assert count("agree") + count("disagree") == before + 1
     assert count("agree") >= 1  # a setosa flower: every tree agrees
+
+
+def test_a_default_retired_on_schedule_does_not_make_the_node_unready(demo_models):
+    from predictions.inference import models_ready, registry_changed
+
+    past = timezone.now() - timedelta(minutes=1)
+    ModelVersion.objects.filter(model__name="iris", version="1").update(
+        deprecated_at=past - timedelta(days=1), sunset_at=past
+    )
+    registry_changed()
+    assert models_ready() == (True, "ok")
