@@ -12,6 +12,9 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MLAPI_GRPC_PORT=8001
 
 WORKDIR /app
+# LightGBM's wheel links the system OpenMP runtime (scikit-learn and XGBoost bundle theirs).
+RUN apt-get update && apt-get install -y --no-install-recommends libgomp1 \
+    && rm -rf /var/lib/apt/lists/*
 COPY requirements.txt .
 RUN pip install --no-cache-dir -r requirements.txt
 

@@ -32,6 +32,7 @@ class RequestMeter:
     principal: Principal | None = None
     model: str = ""
     version: str = ""
+    unpinned: bool = False  # no version named: the rollout chose it (and may shadow it)
     predictions: int = 0
     status: int = 0
     error_code: str = ""

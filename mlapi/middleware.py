@@ -1,5 +1,6 @@
 """Project-wide middleware: body size limit, store outages as 503s, the lean data-plane chain."""
 
+import re
 from collections.abc import Callable
 
 from django.conf import settings
@@ -16,6 +17,8 @@ from mlapi.exceptions import (
 )
 from mlapi.protocols import CONTRACT_ERROR_PREFIXES, UPLOAD_PREFIXES, is_lean_path
 
+ARTIFACT_UPLOAD = re.compile(r"^/api/v1/models/[-\w]+/versions$")  # operator version upload
+
 
 class BodySizeLimitMiddleware:
     """Refuse bodies over the limit from their Content-Length, before a byte is read.
@@ -31,7 +34,7 @@ class BodySizeLimitMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         limit = (
             settings.MLAPI_MAX_UPLOAD_BYTES
-            if request.path.startswith(UPLOAD_PREFIXES)
+            if request.path.startswith(UPLOAD_PREFIXES) or ARTIFACT_UPLOAD.match(request.path)
             else settings.MLAPI_MAX_REQUEST_BYTES
         )
         raw = request.META.get("CONTENT_LENGTH") or "0"

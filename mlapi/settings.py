@@ -372,6 +372,10 @@ CELERY_BEAT_SCHEDULE = {
 MLAPI_MAX_REQUEST_BYTES = env_int("MLAPI_MAX_REQUEST_BYTES", 12 * 1024 * 1024)
 MLAPI_MAX_UPLOAD_BYTES = env_int("MLAPI_MAX_UPLOAD_BYTES", 100 * 1024 * 1024)
 MLAPI_PREDICT_TIMEOUT_S = env_float("MLAPI_PREDICT_TIMEOUT_S", 40.0)
+# Shadow scoring (predictions.shadow): queued requests per process before new ones are dropped,
+# and the relative tolerance under which two regression answers agree.
+MLAPI_SHADOW_QUEUE = env_int("MLAPI_SHADOW_QUEUE", 256)
+MLAPI_SHADOW_RTOL = env_float("MLAPI_SHADOW_RTOL", 1e-3)
 MLAPI_KEY_ROTATION_GRACE_HOURS = env_float("MLAPI_KEY_ROTATION_GRACE_HOURS", 24.0)
 # Reverse proxies in front of us that append to X-Forwarded-For (0: ignore the header).
 MLAPI_TRUSTED_PROXY_HOPS = env_int("MLAPI_TRUSTED_PROXY_HOPS", 0)

@@ -10,8 +10,10 @@ from django import forms
 from django.contrib import admin, messages
 
 from keys.clientip import client_ip
+from predictions.admin_rollout import RolloutForm, stats_table
 from predictions.jobs import admin as jobs_admin  # noqa: F401  (registers BatchJob)
 from predictions.models import MLModel, ModelVersion
+from predictions.operations import RolloutError, set_rollout, update_version
 from predictions.registry import (
     RegistryError,
     register_model_version,
@@ -24,7 +26,10 @@ SLUG = re.compile(r"^[-a-zA-Z0-9_]{1,64}$")
 
 class ModelVersionInline(admin.TabularInline):
     model = ModelVersion
-    fields = ("version", "is_default", "runtime", "runtime_note", "sha256", "created_at")
+    fields = (
+        "version", "is_default", "runtime", "runtime_note", "deprecated_at", "sunset_at",
+        "sha256", "created_at",
+    )  # fmt: skip
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -36,13 +41,67 @@ class ModelVersionInline(admin.TabularInline):
 
 @admin.register(MLModel)
 class MLModelAdmin(admin.ModelAdmin):
-    list_display = ("name", "task", "default_version", "created_at")
+    """A model, its rollout (default, canary %, shadow %) and per-version traffic."""
+
+    form = RolloutForm
+    list_display = (
+        "name",
+        "task",
+        "default_version",
+        "canary_display",
+        "shadow_display",
+        "created_at",
+    )
     search_fields = ("name",)
-    readonly_fields = ("name", "task", "created_at")
+    readonly_fields = ("name", "task", "created_at", "rollout_revision", "version_numbers")
+    fieldsets = [
+        (None, {"fields": ["name", "task", "description", "created_at"]}),
+        (
+            "Rollout",
+            {
+                "fields": [
+                    "default_version",
+                    "canary",
+                    "canary_percent",
+                    "shadow",
+                    "shadow_percent",
+                    "rollout_revision",
+                ]
+            },
+        ),
+        ("Per-version traffic and shadow agreement", {"fields": ["version_numbers"]}),
+    ]
     inlines = [ModelVersionInline]
 
     def has_add_permission(self, request) -> bool:
         return False  # models are created by uploading their first version
+
+    def save_model(self, request, obj, form, change) -> None:
+        MLModel.objects.filter(pk=obj.pk).update(description=obj.description)
+        try:
+            set_rollout(model=obj, spec=form.spec(), actor=request.user)
+        except RolloutError as exc:  # changed between clean() and save (another operator)
+            messages.error(request, f"Rollout refused: {exc}")
+
+    @admin.display(description="canary")
+    def canary_display(self, obj: MLModel) -> str:
+        return (
+            f"{obj.canary_version.version} ({obj.canary_percent:g} %)"
+            if obj.canary_version
+            else "-"
+        )
+
+    @admin.display(description="shadow")
+    def shadow_display(self, obj: MLModel) -> str:
+        return (
+            f"{obj.shadow_version.version} ({obj.shadow_percent:g} %)"
+            if obj.shadow_version
+            else "-"
+        )
+
+    @admin.display(description="numbers")
+    def version_numbers(self, obj: MLModel) -> str:
+        return stats_table(obj)
 
     @admin.display(description="default version")
     def default_version(self, obj: MLModel) -> str:
@@ -98,9 +157,12 @@ class UploadVersionForm(forms.ModelForm):
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "is_default", "runtime", "runtime_note", "created_at")
+    list_display = (
+        "__str__", "is_default", "runtime", "runtime_note", "deprecated_at", "sunset_at",
+        "created_at",
+    )  # fmt: skip
     list_filter = ("runtime", "is_default", "model")
-    actions = ["make_default"]
+    actions = ["make_default", "deprecate"]
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -162,6 +224,22 @@ class ModelVersionAdmin(admin.ModelAdmin):
         for version in versions:
             set_default_version(model_version=version, actor=request.user, ip=client_ip(request))
         self.message_user(request, f"{len(versions)} default version(s) switched.")
+
+    @admin.action(description="Deprecate now, sunset in 90 days")
+    def deprecate(self, request, queryset) -> None:
+        from datetime import timedelta
+
+        from django.utils import timezone
+
+        now = timezone.now()
+        changes = {"deprecated_at": now.isoformat(), "sunset_at": (now + timedelta(90)).isoformat()}
+        for version in queryset.select_related("model"):
+            try:
+                update_version(model_version=version, changes=changes, actor=request.user)
+            except RolloutError as exc:
+                self.message_user(request, f"{version}: {exc}", messages.ERROR)
+                return
+        self.message_user(request, f"{queryset.count()} version(s) deprecated.")
 
 
 class _UploadRefused(Exception):

@@ -42,11 +42,14 @@ EXTRA_TRUSTED = (
 
 @functools.cache
 def trusted_types() -> tuple[str, ...]:
-    """The allow-list handed to `skops.io.load`: every scikit-learn estimator class + internals."""
+    """The allow-list handed to `skops.io.load`: scikit-learn estimators + internals, and the
+    LightGBM / XGBoost wrappers and boosters (see predictions.boosters for why they are safe)."""
     from sklearn.utils import all_estimators
 
+    from predictions.boosters import TRUSTED_TYPES as BOOSTER_TYPES  # names only, no import
+
     names = {f"{cls.__module__}.{cls.__qualname__}" for _, cls in all_estimators()}
-    return tuple(sorted(names | set(EXTRA_TRUSTED)))
+    return tuple(sorted(names | set(EXTRA_TRUSTED) | set(BOOSTER_TYPES)))
 
 
 def models_dir() -> Path:

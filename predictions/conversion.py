@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from predictions import boosters
 from predictions.introspect import final_estimator
 from predictions.runtimes import OnnxRunner, SklearnRunner
 
@@ -65,10 +66,13 @@ def _convert(estimator: Any, features: list[dict], layout: str) -> bytes:
             else (f["name"], FloatTensorType([None, 1]))
             for f in features
         ]
-    options = {id(final_estimator(estimator)): {"zipmap": False}}
-    if not hasattr(final_estimator(estimator), "predict_proba"):
-        options = {}
-    model = convert_sklearn(estimator, initial_types=initial, options=options)
+    final = final_estimator(estimator)
+    options = {id(final): {"zipmap": False}} if hasattr(final, "predict_proba") else {}
+    opset = None
+    if boosters.is_booster(final):
+        boosters.register_converters()
+        opset = boosters.target_opset()
+    model = convert_sklearn(estimator, initial_types=initial, options=options, target_opset=opset)
     return model.SerializeToString()
 
 

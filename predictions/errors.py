@@ -21,6 +21,10 @@ class NotPermitted(DomainError):
     title = "Forbidden"
 
 
+class ModelRetired(ModelNotFound):
+    """The version is past its `sunset_at` (404, with a detail saying it was retired)."""
+
+
 class ModelUnavailable(DomainError):
     """The model exists but cannot be served: missing file, hash mismatch, failed load."""
 

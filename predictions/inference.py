@@ -22,7 +22,7 @@ from django.core.cache import cache
 from django.db import transaction
 
 from predictions import artifacts
-from predictions.errors import ArtifactRejected, ModelNotFound, ModelUnavailable
+from predictions.errors import ArtifactRejected, ModelNotFound, ModelRetired, ModelUnavailable
 from predictions.models import ModelVersion, Runtime
 from predictions.runtimes import Columns, OnnxRunner, SklearnRunner
 
@@ -52,6 +52,8 @@ class Predictor:
         self.classes: list | None = mv.output.get("classes")
         self.runtime = mv.runtime if isinstance(runner, OnnxRunner) else Runtime.SKLEARN
         self.runner = runner
+        self.sunset_ts = mv.sunset_at.timestamp() if mv.sunset_at else None
+        self.lifecycle_headers = lifecycle_headers(mv.deprecated_at, mv.sunset_at)
 
     def predict(
         self, columns: Columns, *, probabilities: bool = False, timeout: float | None = None
@@ -86,10 +88,33 @@ def normalized_probabilities(proba: np.ndarray) -> list[list[float]]:
     return rows.round(6).tolist()
 
 
+def lifecycle_headers(deprecated_at, sunset_at) -> dict[str, str]:
+    """`Deprecation: @<unix>` (RFC 9745) and `Sunset: <HTTP-date>` (RFC 8594) of a version."""
+    from django.utils.http import http_date
+
+    headers = {}
+    if deprecated_at is not None:
+        headers["Deprecation"] = f"@{int(deprecated_at.timestamp())}"
+    if sunset_at is not None:
+        headers["Sunset"] = http_date(sunset_at.timestamp())
+    return headers
+
+
 _lock = threading.RLock()
 _routes: dict[tuple[str, str | None], Predictor] = {}
 _loaded: dict[tuple, Predictor] = {}
-_state = {"stamp": None, "checked": -1e9}
+_state = {"stamp": None, "checked": -1e9, "generation": 0}
+
+
+def _forget_routes() -> None:
+    _routes.clear()
+    _state["generation"] += 1  # predictions.rollout drops its cached plans when this moves
+
+
+def route_generation() -> int:
+    """A number that changes whenever cached routes are forgotten (after a stamp check)."""
+    check_stamp()
+    return _state["generation"]
 
 
 def _build(mv: ModelVersion) -> Predictor:
@@ -117,7 +142,8 @@ def _resolve(name: str, version: str | None) -> ModelVersion:
     return mv
 
 
-def _check_stamp() -> None:
+def check_stamp() -> None:
+    """Forget cached routes if the registry changed (looks at the shared stamp once a second)."""
     now = time.monotonic()
     if now - _state["checked"] < CHECK_INTERVAL_S:
         return
@@ -128,21 +154,38 @@ def _check_stamp() -> None:
         stamp = object()
     if stamp != _state["stamp"]:
         _state["stamp"] = stamp
-        _routes.clear()
+        _forget_routes()
+
+
+_check_stamp = check_stamp  # the old private name
 
 
 def get_predictor(name: str, version: str | None = None) -> Predictor:
-    """The predictor for `name` (its default version unless `version`); cached per process."""
-    _check_stamp()
+    """The predictor for `name` (its default version unless `version`); cached per process.
+
+    A version past its `sunset_at` is retired: ModelRetired (404) instead of a prediction.
+    """
+    check_stamp()
     predictor = _routes.get((name, version))
-    if predictor is not None:
-        return predictor
+    if predictor is None:
+        predictor = _load_route(name, version)
+    if predictor.sunset_ts is not None and time.time() >= predictor.sunset_ts:
+        raise ModelRetired(
+            f"Version {predictor.version!r} of {name!r} was retired on "
+            f"{predictor.lifecycle_headers['Sunset']}; use another version."
+        )
+    return predictor
+
+
+def _load_route(name: str, version: str | None) -> Predictor:
     with _lock:
         mv = _resolve(name, version)
         key = (mv.pk, name, mv.version, mv.sha256, mv.onnx_sha256, mv.runtime)
-        predictor = _loaded.get(key)
-        if predictor is None:
+        loaded = _loaded.get(key)
+        if loaded is None:
             predictor = _loaded[key] = _build(mv)
+        else:  # same artifact: reuse the loaded runner, refresh the version's other fields
+            predictor = Predictor(mv, loaded.runner)
         _routes[(name, version)] = predictor
         return predictor
 
@@ -150,7 +193,7 @@ def get_predictor(name: str, version: str | None = None) -> Predictor:
 def clear_cache() -> None:
     """Forget every loaded predictor in this process (tests; after deleting artifacts)."""
     with _lock:
-        _routes.clear()
+        _forget_routes()
         _loaded.clear()
         _state["checked"] = -1e9
 
@@ -164,7 +207,7 @@ def _write_stamp() -> None:
 
 def registry_changed() -> None:
     """Publish a registry change: this process forgets routes now, others within a second."""
-    _routes.clear()
+    _forget_routes()
     _write_stamp()
     transaction.on_commit(_write_stamp)  # again once the change is visible to others
 
@@ -176,6 +219,8 @@ def models_ready() -> tuple[bool, str]:
     for mv in defaults:
         try:
             get_predictor(mv.model.name)
+        except ModelRetired:
+            continue  # retired on schedule: unpinned calls say so (404); nothing failed to load
         except (ModelUnavailable, ModelNotFound):
             failed.append(mv.model.name)
     if failed:

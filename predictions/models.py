@@ -19,16 +19,42 @@ class Runtime(models.TextChoices):
 
 
 class MLModel(models.Model):
-    """A named model in the registry; predictions go to its default version unless pinned."""
+    """A named model in the registry; unpinned predictions follow its rollout.
+
+    The rollout is the default version (`ModelVersion.is_default`), an optional canary that
+    answers `canary_percent` % of the callers (sticky per caller), and an optional shadow that
+    also scores `shadow_percent` % of the requests off the request path. `rollout_revision`
+    counts rollout changes (shown to operators; see predictions.rollout for the hashing).
+    """
 
     name = models.SlugField(max_length=64, unique=True)
     task = models.CharField(max_length=20, choices=Task.choices)
     description = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    canary_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    canary_percent = models.FloatField(default=0)
+    shadow_version = models.ForeignKey(
+        "ModelVersion", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    shadow_percent = models.FloatField(default=0)
+    rollout_revision = models.PositiveIntegerField(default=0)
+    rollout_updated_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["name"]
         verbose_name = "model"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(canary_percent__gte=0, canary_percent__lte=100),
+                name="canary_percent_0_100",
+            ),
+            models.CheckConstraint(
+                condition=Q(shadow_percent__gte=0, shadow_percent__lte=100),
+                name="shadow_percent_0_100",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -58,10 +84,22 @@ class ModelVersion(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     is_default = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    description = models.TextField(blank=True)
+    deprecated_at = models.DateTimeField(
+        null=True, blank=True, help_text="Replies carry a Deprecation header (RFC 9745)."
+    )
+    sunset_at = models.DateTimeField(
+        null=True, blank=True, help_text="Sunset header (RFC 8594); retired (404) after it."
+    )
 
     class Meta:
         ordering = ["model__name", "-created_at"]
         constraints = [
+            models.CheckConstraint(
+                condition=Q(sunset_at__isnull=True)
+                | Q(deprecated_at__isnull=False, sunset_at__gte=models.F("deprecated_at")),
+                name="sunset_after_deprecation",
+            ),
             models.UniqueConstraint(fields=["model", "version"], name="unique_model_version"),
             models.UniqueConstraint(
                 fields=["model"], condition=Q(is_default=True), name="one_default_version_per_model"
@@ -70,6 +108,12 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return f"{self.model.name}:{self.version}"
+
+    def is_retired(self, now=None) -> bool:
+        """Past its sunset: answers 404 and cannot be part of a rollout."""
+        from django.utils import timezone
+
+        return self.sunset_at is not None and self.sunset_at <= (now or timezone.now())
 
 
 class JobStatus(models.TextChoices):

@@ -11,6 +11,10 @@ from rest_framework import serializers
 from predictions.models import MLModel, ModelVersion
 
 
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value is not None else None
+
+
 def version_data(mv: ModelVersion) -> dict:
     return {
         "version": mv.version,
@@ -18,7 +22,30 @@ def version_data(mv: ModelVersion) -> dict:
         "runtime": mv.runtime,
         "runtime_note": mv.runtime_note,
         "sha256": mv.sha256,
-        "created_at": mv.created_at.isoformat().replace("+00:00", "Z"),
+        "created_at": _iso(mv.created_at),
+        "description": mv.description,
+        "deprecated_at": _iso(mv.deprecated_at),
+        "sunset_at": _iso(mv.sunset_at),
+        "retired": mv.is_retired(),
+    }
+
+
+def rollout_data(model: MLModel, versions: list[ModelVersion]) -> dict:
+    """The model's rollout as PUT /rollout takes it, plus its revision and time."""
+    labels = {v.pk: v.version for v in versions}
+    default = next((v.version for v in versions if v.is_default), None)
+
+    def entry(version_id: int | None, percent: float) -> dict | None:
+        if version_id is None or version_id not in labels:
+            return None
+        return {"version": labels[version_id], "percent": percent}
+
+    return {
+        "default": default,
+        "canary": entry(model.canary_version_id, model.canary_percent),
+        "shadow": entry(model.shadow_version_id, model.shadow_percent),
+        "revision": model.rollout_revision,
+        "updated_at": _iso(model.rollout_updated_at),
     }
 
 
@@ -36,6 +63,7 @@ def model_data(model: MLModel, *, detail: bool = False) -> dict:
     }
     if detail:
         data["versions"] = [version_data(v) for v in versions]
+        data["rollout"] = rollout_data(model, versions)
     else:
         data["versions"] = [v.version for v in versions]
     return data
@@ -66,6 +94,27 @@ class VersionSerializer(serializers.Serializer):
     runtime_note = serializers.CharField()
     sha256 = serializers.CharField()
     created_at = serializers.DateTimeField()
+    description = serializers.CharField()
+    deprecated_at = serializers.DateTimeField(allow_null=True)
+    sunset_at = serializers.DateTimeField(allow_null=True)
+    retired = serializers.BooleanField()
+
+
+class RolloutEntrySerializer(serializers.Serializer):
+    """A canary or shadow: the version and the percent of callers (canary) or requests."""
+
+    version = serializers.CharField()
+    percent = serializers.FloatField(min_value=0, max_value=100)
+
+
+class RolloutSerializer(serializers.Serializer):
+    """Which versions answer unpinned calls (CONTRACT §13)."""
+
+    default = serializers.CharField(allow_null=True)
+    canary = RolloutEntrySerializer(allow_null=True)
+    shadow = RolloutEntrySerializer(allow_null=True)
+    revision = serializers.IntegerField()
+    updated_at = serializers.DateTimeField(allow_null=True)
 
 
 class ModelSerializer(serializers.Serializer):
@@ -81,9 +130,10 @@ class ModelSerializer(serializers.Serializer):
 
 
 class ModelDetailSerializer(ModelSerializer):
-    """A model with all of its versions."""
+    """A model with all of its versions and its rollout."""
 
     versions = VersionSerializer(many=True)
+    rollout = RolloutSerializer()
 
 
 class PredictParametersSerializer(serializers.Serializer):

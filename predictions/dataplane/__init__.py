@@ -4,8 +4,8 @@ A call, whatever its transport, goes through the same steps on one `keys.meter.R
 
     meter = start_call(protocol=..., ...)          # or keys.views.MeteredAPIView for REST
     authenticate(meter, api_key=..., authorization=...)   401 / 403 subscription_inactive
-    authorize(meter, scope=PREDICT, model=name)    plan coverage; HOOK: key restrictions
-    predictor = resolve(meter, name, version)      HOOK: rollout (canary, deprecation headers)
+    authorize(meter, scope=PREDICT, model=name)    plan coverage, then the key's restrictions
+    predictor = resolve(meter, name, version)      rollout: canary, shadow, Deprecation/Sunset
     columns = validate(meter, predictor, instances)   (or validate_matrix: binary fast path)
     result = infer(meter, predictor, columns, probabilities=...)   admit, predict, refund
     headers, refused = meter.settle()              RateLimit headers + meter.headers

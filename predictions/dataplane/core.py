@@ -19,6 +19,7 @@ from keys.meter import RequestMeter
 from keys.principal import UNRESTRICTED, Principal
 from keys.restrictions import check_restrictions
 from mlapi.metrics import PREDICTIONS
+from predictions import rollout, shadow
 from predictions.errors import NotPermitted
 from predictions.inference import Prediction, Predictor, get_predictor
 from predictions.validation import validate_instances
@@ -97,24 +98,38 @@ def authorize(meter: RequestMeter, *, scope: str, model: str | None = None) -> N
     check_key_restrictions(meter, scope=scope, model=model)
 
 
-def resolve(meter: RequestMeter, name: str, version: str | None = None) -> Predictor:
-    """HOOK: which version answers. Today the pinned one, else the model's default.
+def resolve(
+    meter: RequestMeter, name: str, version: str | None = None, *, follow_rollout: bool = True
+) -> Predictor:
+    """Which version answers: the pinned one, else the rollout's choice for this caller.
 
-    Rollout (canary routing of unpinned calls, retired versions) belongs here; a version's
-    reply headers (Deprecation, Sunset) go on `meter.headers`, which every transport sends.
+    Unpinned calls follow the model's rollout (canary, sticky per key / JWT user) unless
+    `follow_rollout` is off (batch jobs use the default). A deprecated version's Deprecation /
+    Sunset headers go on `meter.headers`, which every transport sends; a retired one is 404.
     """
+    unpinned = version is None
+    if unpinned and follow_rollout:
+        version = rollout.choose_version(name, caller_id=rollout.caller_id(meter.principal))
     predictor = get_predictor(name, version)
     meter.model = predictor.model_name
     meter.version = predictor.version
+    meter.unpinned = unpinned and follow_rollout
+    if predictor.lifecycle_headers:
+        meter.headers.update(predictor.lifecycle_headers)
     return predictor
 
 
 def model_for(
-    meter: RequestMeter, name: str, version: str | None = None, *, scope: str = PREDICT
+    meter: RequestMeter,
+    name: str,
+    version: str | None = None,
+    *,
+    scope: str = PREDICT,
+    follow_rollout: bool = True,
 ) -> Predictor:
     """`authorize` then `resolve`: the predictor this caller may use for `scope`."""
     authorize(meter, scope=scope, model=name)
-    return resolve(meter, name, version)
+    return resolve(meter, name, version, follow_rollout=follow_rollout)
 
 
 def validate(meter: RequestMeter, predictor: Predictor, instances: Any) -> list[list]:
@@ -150,7 +165,23 @@ def infer(
         raise
     meter.predictions = rows
     PREDICTIONS.labels(predictor.model_name).inc(rows)
+    if meter.unpinned:
+        _mirror_to_shadow(predictor, columns, result)
     return result
+
+
+def _mirror_to_shadow(predictor: Predictor, columns: list[list], result: Prediction) -> None:
+    """Hand an unpinned call to the rollout's shadow when it samples this one (never blocks,
+    never charged: predictions.shadow scores it off the request path)."""
+    target = rollout.shadow_for(predictor.model_name, predictor.version)
+    if target is not None:
+        shadow.mirror(
+            model=predictor.model_name,
+            version=predictor.version,
+            shadow=target,
+            columns=columns,
+            predictions=result.predictions,
+        )
 
 
 def submit_job(
@@ -164,7 +195,7 @@ def submit_job(
     """A batch job (quota for every row at submission); the meter counts its rows."""
     from predictions.jobs.services import submit_batch_job
 
-    predictor = model_for(meter, model_name, version, scope=JOBS)
+    predictor = model_for(meter, model_name, version, scope=JOBS, follow_rollout=False)
     job = submit_batch_job(
         principal=meter.principal,
         model_name=predictor.model_name,
