@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import pytest
 
-from predictions.jobs.services import jobs_root
 from predictions.models import BatchJob, JobStatus
 from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
 from tests.test_jobs_support import (
+    IRIS,
     JOBS_URL,
     iris_csv,
+    job_folders,
     quota_used,
     submit_file,
     submit_instances,
@@ -22,6 +23,9 @@ from tests.test_jobs_support import (
 )
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +45,7 @@ def assert_problem(response, status: int, code: str) -> dict:
 
 
 def job_dirs() -> set[str]:
-    root = jobs_root()
-    return {p.name for p in root.iterdir()} if root.exists() else set()
+    return job_folders()
 
 
 def test_csv_submission_answers_202_with_location_and_charges_its_rows(
@@ -156,17 +159,21 @@ def test_upload_over_the_size_limit_is_413(client, demo_models, subscriber, sett
     assert not BatchJob.objects.exists() and quota_used(subscription) == 0
 
 
-def test_stored_upload_is_capped_while_copying_even_without_a_length(settings, tmp_path):
-    """A chunked request has no Content-Length: the copy to disk enforces the limit itself."""
+def test_stored_upload_is_capped_while_copying_even_without_a_length(settings):
+    """A chunked request has no Content-Length: reading the upload enforces the limit itself."""
     from mlapi.exceptions import PayloadTooLarge
-    from predictions.jobs.parsing import save_upload
+    from predictions import storage
+    from predictions.jobs.parsing import store_upload
 
     content = iris_csv(200)
     settings.MLAPI_MAX_UPLOAD_BYTES = len(content) - 1
     unsized = upload(content)
     unsized.size = None
-    with pytest.raises(PayloadTooLarge):
-        save_upload(upload=unsized, directory=tmp_path)
+    try:
+        with pytest.raises(PayloadTooLarge):
+            store_upload(upload=unsized, features=IRIS, prefix="jobs/capped", chunk_rows=50)
+    finally:
+        storage.delete_prefix("jobs/capped")
 
 
 @pytest.mark.parametrize(

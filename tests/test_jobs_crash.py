@@ -30,6 +30,9 @@ from tests.test_jobs_support import (
 worker_process = test_jobs_support.worker_process  # the fixture
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

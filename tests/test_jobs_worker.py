@@ -28,6 +28,9 @@ celery_worker = test_jobs_support.celery_worker  # fixtures
 celery_worker_module = test_jobs_support.celery_worker_module
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
