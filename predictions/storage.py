@@ -75,8 +75,15 @@ def translated_errors(key: str = "") -> Iterator[None]:
         raise _unavailable(exc) from exc
 
 
+def _s3_key(storage: Storage, key: str) -> str:
+    """The bucket key for a storage name (the prefix applied, as S3Storage does)."""
+    from storages.utils import clean_name
+
+    return storage._normalize_name(clean_name(key))
+
+
 def _s3_object(storage: Storage, key: str):
-    return storage.bucket.Object(storage._normalize_name(storage._clean_name(key)))
+    return storage.bucket.Object(_s3_key(storage, key))
 
 
 def put_bytes(key: str, data: bytes) -> None:
@@ -208,7 +215,7 @@ def open_write(key: str) -> Iterator[BinaryIO]:
 
 
 def delete(key: str) -> None:
-    with translated_errors(key), contextlib.suppress(ObjectMissing):
+    with contextlib.suppress(ObjectMissing), translated_errors(key):
         objects().delete(key)
 
 
@@ -220,13 +227,13 @@ def delete_prefix(prefix: str) -> None:
         if is_local(storage):
             shutil.rmtree(storage.path(prefix), ignore_errors=True)
         else:
-            full = storage._normalize_name(storage._clean_name(prefix)) + "/"
+            full = _s3_key(storage, prefix) + "/"
             storage.bucket.objects.filter(Prefix=full).delete()
 
 
 def list_folders(prefix: str) -> list[str]:
     """The names of the folders directly under `prefix` (e.g. job ids under `jobs`)."""
-    with translated_errors(prefix), contextlib.suppress(ObjectMissing):
+    with contextlib.suppress(ObjectMissing), translated_errors(prefix):
         return objects().listdir(prefix)[0]
     return []
 

@@ -24,6 +24,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+from django.db import transaction
 from django.utils import timezone
 
 from predictions import storage
@@ -135,11 +136,12 @@ def finish_job(*, job_id) -> bool:
         results = ""
         if job.rows_done:
             results = with_storage_retries(lambda: write_results(job=job), "the results")
-        flipped = BatchJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
-            status=status, finished_at=timezone.now(), results_path=results, finalizing_until=None
-        )
-        if flipped and status != JobStatus.SUCCEEDED:
-            refund_unprocessed_rows(job=job)
+        with transaction.atomic():  # the final state and its refund are seen together
+            flipped = BatchJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=status, finished_at=timezone.now(), results_path=results
+            )
+            if flipped and status != JobStatus.SUCCEEDED:
+                refund_unprocessed_rows(job=job)
         if flipped and status == JobStatus.SUCCEEDED:
             _drop_intermediates(job)
         return bool(flipped)
