@@ -218,14 +218,13 @@ def celery_worker(celery_worker_module, live_demo_models, settings):
 class WorkerProcess:
     """`celery -A mlapi worker` in a subprocess on the test database and broker."""
 
-    def __init__(self, chunk_rows: int, log: Path, lease_s: float = 2.0, name: str = "w") -> None:
+    def __init__(self, log: Path, lease_s: float = 2.0, name: str = "w") -> None:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=database_url(),
             MLAPI_DATA_DIR=str(settings.DATA_DIR),
             MLAPI_TESTING="1",
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-            MLAPI_JOB_CHUNK_ROWS=str(chunk_rows),
             MLAPI_JOB_LEASE_S=str(lease_s),
             MLAPI_USAGE_RECORDING="0",
             MLAPI_JOB_QUEUE=JOB_QUEUE,
@@ -269,12 +268,13 @@ class WorkerProcess:
 
 @pytest.fixture
 def worker_process(live_demo_models, tmp_path):
-    """Start worker subprocesses with `start(chunk_rows)`; all are stopped at the end."""
+    """Start worker subprocesses with `start()`; all are stopped at the end. (Chunks are cut
+    at submission: set MLAPI_JOB_CHUNK_ROWS in this process.)"""
     started: list[WorkerProcess] = []
 
-    def start(chunk_rows: int = 5000, lease_s: float = 2.0) -> WorkerProcess:
+    def start(lease_s: float = 2.0) -> WorkerProcess:
         name = f"w{len(started)}"
-        worker = WorkerProcess(chunk_rows, tmp_path / f"{name}.log", lease_s=lease_s, name=name)
+        worker = WorkerProcess(tmp_path / f"{name}.log", lease_s=lease_s, name=name)
         started.append(worker)
         return worker
 
