@@ -1,7 +1,9 @@
-"""`make run`: gunicorn and a Celery worker (with its beat scheduler) in the foreground.
+"""`make run`: gunicorn, a Celery worker and the beat scheduler in the foreground.
 
-`python -m mlapi.serve` runs both; `python -m mlapi.serve web` or `... worker` runs one role
-(the container image uses the roles, so what CI proves is what the image runs).
+`python -m mlapi.serve` runs all three; `python -m mlapi.serve web`, `... worker` or `... beat`
+runs one role (the container image uses the roles, so what CI proves is what the image runs).
+Beat is a role of its own because a deployment must run exactly one (it schedules housekeeping
+for everyone), while workers scale out; it also keeps the scheduler out of every worker's RSS.
 SIGINT or SIGTERM stops both cleanly: gunicorn finishes in-flight requests, the worker finishes
 its current chunk. If either child dies, the other is stopped and its exit code is passed on.
 """
@@ -17,7 +19,7 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-ROLES = ("web", "worker")
+ROLES = ("web", "worker", "beat")
 
 
 def _children_env() -> dict[str, str]:
@@ -40,11 +42,18 @@ def _web_command() -> list[str]:
 
 
 def _worker_command() -> list[str]:
-    data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
     return [
-        sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--beat",
+        sys.executable, "-m", "celery", "-A", "mlapi", "worker",
         "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
         "--concurrency", os.environ.get("MLAPI_WORKER_CONCURRENCY", "1"),
+    ]  # fmt: skip
+
+
+def _beat_command() -> list[str]:
+    data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
+    return [
+        sys.executable, "-m", "celery", "-A", "mlapi", "beat",
+        "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
         "--schedule", str(data_dir / "celerybeat-schedule"),
     ]  # fmt: skip
 
@@ -86,7 +95,7 @@ def _supervise(children: list[subprocess.Popen]) -> int:
 
 def main(roles: list[str]) -> int:
     env = _children_env()
-    commands = {"web": _web_command, "worker": _worker_command}
+    commands = {"web": _web_command, "worker": _worker_command, "beat": _beat_command}
     children = [subprocess.Popen(commands[role](), cwd=BASE_DIR, env=env) for role in roles]
     if "web" in roles:
         _print_urls()
@@ -97,5 +106,5 @@ if __name__ == "__main__":
     requested = sys.argv[1:] or list(ROLES)
     unknown = set(requested) - set(ROLES)
     if unknown:
-        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use web and/or worker")
+        sys.exit(f"unknown role(s): {', '.join(sorted(unknown))}; use web, worker and/or beat")
     sys.exit(main(requested))

@@ -150,3 +150,36 @@ def test_admin_retry_requeues_failed_jobs_only(admin_client, make_job):
     failed.refresh_from_db()
     assert failed.status == JobStatus.QUEUED and failed.error == ""
     assert BatchJob.objects.get(pk=done.pk).status == JobStatus.SUCCEEDED
+
+
+def test_beat_is_a_role_of_its_own_and_no_worker_runs_it(tmp_path):
+    """One scheduler per deployment: `python -m mlapi.serve beat`; workers never embed it."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from mlapi import serve
+
+    assert serve.ROLES == ("web", "worker", "beat")  # `make run` runs all three
+    worker = serve._worker_command()
+    assert "worker" in worker and "--beat" not in worker and "-B" not in worker
+    env = {**os.environ, "MLAPI_DATA_DIR": str(tmp_path), "DJANGO_DEBUG": "1"}
+    env.pop("MLAPI_OBJECT_STORAGE", None)
+    beat = subprocess.Popen(
+        [sys.executable, "-m", "mlapi.serve", "beat"],
+        cwd=serve.BASE_DIR,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    scheduled = lambda: any(p.name.startswith("celerybeat-schedule") for p in tmp_path.iterdir())  # noqa: E731
+    try:
+        deadline = time.monotonic() + 60
+        while not scheduled() and beat.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert beat.poll() is None
+    finally:
+        beat.terminate()
+        output = beat.communicate(timeout=20)[0].decode()
+    assert "celery beat" in output and scheduled(), output
