@@ -88,9 +88,7 @@ def test_sigkilled_worker_leaves_the_job_to_the_next_with_every_row_exactly_once
     assert quota_used(subscription) == ROWS
 
 
-def test_two_workers_share_a_job_and_one_sigkilled_mid_chunk_costs_no_row(
-    client, worker_process
-):
+def test_two_workers_share_a_job_and_one_sigkilled_mid_chunk_costs_no_row(client, worker_process):
     subscription, key = make_subscriber_key()
     victim, survivor = worker_process(), worker_process()
     response = submit_file(client, key, numbered_csv(ROWS))
