@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from celery import shared_task
 from celery.signals import worker_init, worker_ready
+from django.core.exceptions import ImproperlyConfigured
 
 from predictions import storage
 from predictions.jobs import housekeeping, runner
@@ -34,8 +35,14 @@ def recover_orphaned_jobs() -> int:
 
 @worker_init.connect
 def check_storage_on_start(sender=None, **kwargs) -> None:
-    """A worker refuses to start on a bucket that does not exist (a clear error, not N failures)."""
-    storage.check_object_storage()
+    """A worker refuses to start on a bucket that does not exist (a clear error, not N failures).
+
+    SystemExit, because Celery logs and swallows a receiver's ordinary exceptions.
+    """
+    try:
+        storage.check_object_storage()
+    except ImproperlyConfigured as exc:
+        raise SystemExit(f"mlapi worker not started: {exc}") from exc
 
 
 @worker_ready.connect
