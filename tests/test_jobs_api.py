@@ -301,3 +301,25 @@ def test_broker_down_makes_submission_503_with_no_job_and_no_quota_used(client, 
     assert not BatchJob.objects.exists()
     assert quota_used(subscription) == 0
     assert job_dirs() == before
+
+
+def test_job_detail_adds_throughput_eta_and_workers_to_the_contract_fields(
+    client, demo_models, subscriber
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from predictions.jobs import leases
+
+    _, key = subscriber
+    job_id = submit_file(client, key, iris_csv(40)).json()["id"]
+    queued = client.get(f"{JOBS_URL}/{job_id}", HTTP_X_API_KEY=key).json()
+    assert (queued["rows_per_second"], queued["eta_seconds"], queued["workers"]) == (None, None, 0)
+    BatchJob.objects.filter(pk=job_id).update(
+        status=JobStatus.RUNNING, rows_done=30, started_at=timezone.now() - timedelta(seconds=3)
+    )
+    leases.claim_chunk(job_id=job_id, owner="host:1")
+    body = client.get(f"{JOBS_URL}/{job_id}", HTTP_X_API_KEY=key).json()
+    assert 9 < body["rows_per_second"] <= 10 and 1 <= body["eta_seconds"] <= 1.2
+    assert body["workers"] == 1 and body["chunks_total"] == 1
