@@ -355,8 +355,6 @@ MLAPI_JOB_CHUNK_ROWS = env_int("MLAPI_JOB_CHUNK_ROWS", 20000)
 # A chunk lease lasts this long: a worker that dies holding one loses it after this (another
 # worker then takes the chunk over). Generous: a live holder's late commit still counts.
 MLAPI_JOB_LEASE_S = env_float("MLAPI_JOB_LEASE_S", 30.0)
-# How many workers may work on one job at once (copies of its task published at submission).
-MLAPI_JOB_MAX_WORKERS = env_int("MLAPI_JOB_MAX_WORKERS", 8)
 # Queue the job tasks go to; empty = Celery's default queue, which `make run`'s worker consumes.
 MLAPI_JOB_QUEUE = os.environ.get("MLAPI_JOB_QUEUE", "")
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)

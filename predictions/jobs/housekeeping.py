@@ -22,9 +22,9 @@ from django.utils import timezone
 
 from predictions import storage
 from predictions.jobs import leases
+from predictions.jobs.publishing import enqueue_batch_job
 from predictions.jobs.runner import job_prefix
-from predictions.jobs.services import enqueue_batch_job, fan_out
-from predictions.models import BatchJob, JobChunk, JobStatus
+from predictions.models import BatchJob, JobStatus
 
 logger = logging.getLogger("mlapi.jobs")
 
@@ -53,9 +53,8 @@ def recover_orphaned_jobs(*, include_stale_queued: bool = True) -> list[str]:
     for job in BatchJob.objects.unfinished().only("pk", "status", "published_at"):
         if not _orphaned(job, include_stale_queued):
             continue
-        pending = JobChunk.objects.pending().filter(job_id=job.pk).count()
         try:
-            enqueue_batch_job(job.pk, copies=fan_out(pending))
+            enqueue_batch_job(job.pk)  # one message: the run invites the other workers
         except Exception:  # noqa: BLE001 - try again on the next round
             logger.warning("could not re-enqueue job %s", job.pk)
             continue

@@ -103,6 +103,10 @@ def commit_chunk(*, chunk: JobChunk, part: str, rows_failed: int) -> Commit:
     return Commit.COMMITTED
 
 
+def has_claimable_chunks(job_id) -> bool:
+    return JobChunk.objects.claimable(timezone.now()).filter(job_id=job_id).exists()
+
+
 def has_pending_chunks(job_id) -> bool:
     return JobChunk.objects.pending().filter(job_id=job_id).exists()
 

@@ -31,6 +31,8 @@ CSV_TYPES = {"text/csv", "application/csv"}
 JSONL_TYPES = {"application/jsonl", "application/x-ndjson", "application/x-jsonlines"}
 OTHER_DELIMITERS = (";", "\t", "|")
 SNIFF_BYTES = 64 * 1024
+READ_CHARS = 1 << 20
+FIELD_LIMIT = 100_000  # longer lines go to the csv module (its field limit is 131072)
 
 
 class InvalidJobInput(DomainError):
@@ -180,17 +182,89 @@ class ChunkWriter:
         self.rows += rows
 
 
-def _split_csv(text: Iterable[str], features: list[str], out: ChunkWriter) -> list[str]:
-    reader = csv.reader(text)
-    header = next((row for row in reader if row), None)
-    if header is None:
+def _split_csv(text: io.TextIOWrapper, features: list[str], out: ChunkWriter) -> list[str]:
+    """Check the header, then cut the rows into chunks: verbatim lines while the text is plain
+    (no quotes, blank lines or bare CRs: a line is then exactly one csv row), else csv rows."""
+    line = text.readline()
+    while line and not line.strip("\r\n"):
+        line = text.readline()
+    if not line:
         raise InvalidJobInput("The file is empty.")
-    columns = check_header(header, features)
+    if '"' in line:  # a quoted header: let the csv module read the whole file
+        return _split_csv_rows(itertools.chain([line], text), features, out)
+    columns = check_header(next(csv.reader([line])), features)
+    rest = _split_plain_lines(text, out)
+    if rest is not None:
+        _write_csv_rows(csv.reader(rest), out)
+    if out.rows == 0:
+        raise InvalidJobInput("The file has a header row but no data rows.")
+    return columns
+
+
+def _plain(lines: str) -> bool:
+    """Whether every line is one csv row whose cells are the text between commas."""
+    return not (
+        '"' in lines
+        or "\x00" in lines
+        or "\n\n" in lines
+        or "\n\r\n" in lines
+        or lines.startswith(("\n", "\r"))
+        or lines.count("\r") != lines.count("\r\n")
+    )
+
+
+def _split_plain_lines(text: io.TextIOWrapper, out: ChunkWriter) -> Iterable[str] | None:
+    """Cut plain lines into chunks of `chunk_rows`; what is not plain, as lines for the csv
+    module (from the start of the chunk it was found in); None once everything is stored."""
+    buffer, pos, lines, eof = "", 0, 0, False
+    while True:
+        while lines < out.chunk_rows:
+            end = buffer.find("\n", pos)
+            if end < 0:
+                break
+            if end - pos > FIELD_LIMIT:
+                return _rest_as_lines(buffer, text)
+            pos, lines = end + 1, lines + 1
+        if lines < out.chunk_rows and not eof:
+            block = text.read(READ_CHARS)
+            if block:
+                buffer += block
+                continue
+            eof = True
+        if eof and lines < out.chunk_rows and pos < len(buffer):  # a last line, no newline
+            if len(buffer) - pos > FIELD_LIMIT:
+                return _rest_as_lines(buffer, text)
+            pos, lines = len(buffer), lines + 1
+        if not lines:
+            return None
+        if not _plain(buffer[:pos]):
+            return _rest_as_lines(buffer, text)
+        out.write(buffer[:pos], lines)
+        buffer, pos, lines = buffer[pos:], 0, 0
+
+
+def _rest_as_lines(buffer: str, text: io.TextIOWrapper) -> Iterable[str]:
+    """`buffer` (starting at a row) and the rest of `text`, line by line, no line cut in two."""
+    if not buffer.endswith("\n"):
+        buffer += text.readline()
+    return itertools.chain(io.StringIO(buffer, newline=""), text)
+
+
+def _write_csv_rows(reader: Iterator[list[str]], out: ChunkWriter) -> None:
     rows = (row for row in reader if row)
     while batch := list(itertools.islice(rows, out.chunk_rows)):
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerows(batch)
         out.write(buffer.getvalue(), len(batch))
+
+
+def _split_csv_rows(lines: Iterable[str], features: list[str], out: ChunkWriter) -> list[str]:
+    reader = csv.reader(lines)
+    header = next((row for row in reader if row), None)
+    if header is None:
+        raise InvalidJobInput("The file is empty.")
+    columns = check_header(header, features)
+    _write_csv_rows(reader, out)
     if out.rows == 0:
         raise InvalidJobInput("The file has a header row but no data rows.")
     return columns

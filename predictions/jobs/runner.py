@@ -30,7 +30,7 @@ from django.utils import timezone
 from predictions import storage
 from predictions.errors import ModelUnavailable
 from predictions.inference import get_predictor
-from predictions.jobs import leases, parsing
+from predictions.jobs import leases, parsing, publishing
 from predictions.jobs.leases import Commit
 from predictions.jobs.refunds import refund_unprocessed_rows
 from predictions.jobs.scoring import score_chunk
@@ -170,6 +170,7 @@ def _start(job: BatchJob) -> bool:
 
 def _work(job: BatchJob, predictor: Any, owner: str) -> None:
     """Claim, score and commit chunks until the job is complete, stopped or out of reach."""
+    invited = False
     while True:
         state = BatchJob.objects.filter(pk=job.pk).values("status", "cancel_requested").first()
         if state is None or state["status"] != JobStatus.RUNNING:
@@ -184,6 +185,10 @@ def _work(job: BatchJob, predictor: Any, owner: str) -> None:
                 return
             time.sleep(WAIT_POLL_S)  # the rest is leased: wait, take over any lease that lapses
             continue
+        if not invited:  # more chunks than takers so far: ask one more worker to join
+            invited = True
+            if leases.has_claimable_chunks(job.pk):
+                publishing.invite_another_worker(job.pk)
         if _process(job, predictor, chunk) is None:
             return  # the store is down: the chunk is released, housekeeping republishes
 

@@ -5,9 +5,9 @@ creates it (and its chunks); refunds are refunds.py's. The input is cut into chu
 object storage before anything is charged, so a store that is down answers 503 with nothing
 charged, and a refused file leaves nothing behind.
 
-Layering (nothing imports upwards): tasks → housekeeping → services → parsing, leases,
-refunds, storage; tasks → runner → leases, parsing, scoring, refunds, storage. The task is
-published by name, so this module never imports the tasks module.
+Layering (nothing imports upwards): tasks → housekeeping → services → runner → leases,
+publishing, parsing, scoring, refunds, storage. The task is published by name
+(publishing.py), so nothing imports the tasks module.
 """
 
 from __future__ import annotations
@@ -24,19 +24,16 @@ from django.utils import timezone
 
 from keys import limits
 from keys.principal import Principal
-from mlapi.exceptions import DomainError, ServiceUnavailable
+from mlapi.exceptions import DomainError
 from predictions import storage
 from predictions.inference import get_predictor
 from predictions.jobs import leases, parsing
+from predictions.jobs.publishing import BrokerUnavailable, enqueue_batch_job
 from predictions.jobs.refunds import refund_unprocessed_rows
 from predictions.jobs.runner import job_prefix
 from predictions.models import BatchJob, JobStatus, ModelVersion
 
 logger = logging.getLogger("mlapi.jobs")
-
-RUN_TASK = "predictions.run_batch_job"
-# Kept short: a submission waits for the broker at most about a second before answering 503.
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25}
 
 
 class ModelNotInPlan(DomainError):
@@ -45,10 +42,6 @@ class ModelNotInPlan(DomainError):
     status = 403
     code = "permission_denied"
     title = "Forbidden"
-
-
-class BrokerUnavailable(ServiceUnavailable):
-    """The task could not be published: the broker is down or refuses connections."""
 
 
 class JobNotCancellable(DomainError):
@@ -65,38 +58,6 @@ class ResultsNotReady(DomainError):
     status = 409
     code = "conflict"
     title = "Conflict"
-
-
-def enqueue_batch_job(job_id: uuid.UUID | str, *, copies: int = 1) -> None:
-    """Publish `copies` of the job's task (one per worker that may join); 503 if impossible.
-
-    A connection of its own (not the pooled producer) so that a broker that went away is
-    noticed at once and a broker that came back is used at once.
-    """
-    from mlapi.celery import app
-
-    BatchJob.objects.filter(pk=job_id).update(published_at=timezone.now())
-    try:
-        with app.connection_for_write() as connection:
-            for _ in range(max(1, copies)):
-                app.send_task(
-                    RUN_TASK,
-                    args=[str(job_id)],
-                    queue=settings.MLAPI_JOB_QUEUE or None,
-                    connection=connection,
-                    retry=True,
-                    retry_policy=PUBLISH_RETRY_POLICY,
-                )
-    except Exception as exc:  # kombu, amqp, redis and sqlalchemy errors all differ
-        logger.warning("broker unavailable: %s", exc.__class__.__name__)
-        raise BrokerUnavailable(
-            "The job queue is unavailable; try again shortly.", headers={"Retry-After": "5"}
-        ) from exc
-
-
-def fan_out(chunks: int) -> int:
-    """How many copies of a job's task to publish: one per chunk, at most MLAPI_JOB_MAX_WORKERS."""
-    return max(1, min(chunks, settings.MLAPI_JOB_MAX_WORKERS))
 
 
 def _store_input(
@@ -183,8 +144,7 @@ def _create_and_enqueue(
                 quota_period_start=period_start,
             )
             leases.create_chunks(job=job, chunks=stored.chunks)
-            copies = fan_out(len(stored.chunks))
-            transaction.on_commit(lambda: enqueue_batch_job(job_id, copies=copies), robust=False)
+            transaction.on_commit(lambda: enqueue_batch_job(job_id), robust=False)
     except BrokerUnavailable:
         # The row committed before the publish failed: take it back with its quota.
         BatchJob.objects.filter(pk=job_id).delete()
@@ -237,7 +197,6 @@ def retry_batch_job(*, job: BatchJob) -> BatchJob:
     )
     if not updated:
         raise JobNotCancellable("Only failed or cancelled jobs can be retried.")
-    copies = fan_out(job.chunks.pending().count())
-    transaction.on_commit(lambda: enqueue_batch_job(job.pk, copies=copies))
+    transaction.on_commit(lambda: enqueue_batch_job(job.pk))
     job.refresh_from_db()
     return job
