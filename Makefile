@@ -7,7 +7,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 export HOST PORT
 
-.PHONY: run test lint format setup bench clean proto
+.PHONY: run test test-jobs-s3 lint format setup bench clean proto
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,11 @@ run: setup
 
 test: $(VENV)/.dev
 	$(VENV)/bin/pytest
+
+# The batch-job tests again, with inputs, parts, results and artifacts in S3 (moto's server).
+test-jobs-s3: $(VENV)/.dev
+	MLAPI_TEST_OBJECT_STORAGE=s3 $(VENV)/bin/pytest tests/test_jobs_api.py tests/test_jobs_worker.py \
+		tests/test_jobs_crash.py tests/test_jobs_housekeeping.py tests/test_portal_jobs.py
 
 lint: $(VENV)/.dev
 	$(VENV)/bin/ruff check .

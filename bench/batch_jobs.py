@@ -1,14 +1,20 @@
-"""Batch-job benchmark: rows/s end to end for a large Iris CSV on one worker, and its peak RSS.
+"""Batch-job benchmark: rows/s end to end for a large Iris CSV on 1..N workers, and their RSS.
 
-    .venv/bin/python bench/batch_jobs.py [--rows 1000000] [--broker URL] [--latency N]
+    .venv/bin/python bench/batch_jobs.py [--rows 1000000] [--workers 1 2] [--storage local|s3]
+                                         [--broker URL] [--latency N] [--repeat 3]
 
 Runs in a fresh data dir (SQLite database, embedded broker unless --broker or
-CELERY_BROKER_URL), with one `celery worker --pool solo` subprocess, the way `make run` runs
-it. "End to end" is from the POST of the upload (through the real view, in this process) to
-the job being `succeeded` with its results file written. Peak RSS is the worker's VmHWM
-from /proc (the kernel's own high-water mark, so no spike is missed between samples).
+CELERY_BROKER_URL), with `celery worker --pool solo` subprocesses, the way `make run` runs
+them. `--storage s3` keeps every object in moto's S3 server (started here on a free port).
+For each worker count in --workers, fresh workers are started and the same job is run
+--repeat times; the median is reported, and the ratio against the first worker count.
+"End to end" is from the POST of the upload (through the real view, in this process) to
+the job being `succeeded` with its results written; "run" is started_at -> finished_at.
+Peak RSS is each worker's VmHWM from /proc (the kernel's own high-water mark, so no spike is
+missed between samples); idle RSS is a booted worker's VmRSS before it ran anything.
 `--latency N` also submits N one-row jobs one after another and reports submit -> picked
-up (started_at) and submit -> finished. Targets: >= 50,000 rows/s, <= 300 MB.
+up (started_at) and submit -> finished. Targets: >= 100,000 rows/s on one worker, two workers
+>= 1.6x one, peak <= 300 MB, idle <= 200 MB.
 """
 
 from __future__ import annotations
@@ -32,7 +38,10 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--broker", default=os.environ.get("CELERY_BROKER_URL", ""))
-    parser.add_argument("--latency", type=int, default=20, help="one-row jobs to time (>= 1)")
+    parser.add_argument("--latency", type=int, default=0, help="one-row jobs to time")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--storage", choices=["local", "s3"], default="local")
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--data-dir", default="", help="default: a new temporary directory")
     parser.add_argument(
         "--concurrency",
@@ -42,18 +51,27 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def configure(args: argparse.Namespace) -> Path:
+def configure(args: argparse.Namespace) -> tuple[Path, object]:
     data_dir = Path(args.data_dir or tempfile.mkdtemp(prefix="mlapi-bench-jobs-"))
     os.environ.update(MLAPI_DATA_DIR=str(data_dir), DJANGO_DEBUG="1", MLAPI_LOG_LEVEL="WARNING")
+    os.environ.update(MLAPI_MAX_UPLOAD_BYTES=str(2**31), MLAPI_USAGE_RECORDING="0")
+    sys.path.insert(0, str(BASE_DIR))
+    moto = None
+    if args.storage == "s3":
+        from tests.objectstore import MotoServer, storage_env
+
+        moto = MotoServer()
+        moto.client().create_bucket(Bucket="bench")
+        os.environ.update(storage_env(moto.endpoint, "s3://bench/mlapi"))
+        os.environ["MLAPI_OBJECT_STORAGE_READ_TIMEOUT_S"] = "60"
     os.environ.pop("DATABASE_URL", None)
     if args.broker:
         os.environ["CELERY_BROKER_URL"] = args.broker
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
-    sys.path.insert(0, str(BASE_DIR))
     import django
 
     django.setup()
-    return data_dir
+    return data_dir, moto
 
 
 def provision() -> str:
@@ -190,66 +208,111 @@ def measure_concurrency(key: str, data_dir: Path, submitters: int = 4, each: int
     }
 
 
+def count_result_rows(job) -> int:
+    from predictions import storage
+
+    lines = 0
+    for block in storage.iter_read(storage.open_read(job.results_path)):
+        lines += block.count(b"\n")
+    return lines - 1
+
+
+def run_once(client, key: str, source: Path, workers: list) -> dict:
+    cpu_before = sum(cpu_seconds(w.pid) for w, _ in workers)
+    started = time.time()
+    job_id = submit(client, key, source)
+    submitted = time.time()
+    job = wait_done(job_id, timeout=3600)
+    finished = time.time()
+    cpu = sum(cpu_seconds(w.pid) for w, _ in workers) - cpu_before
+    assert job.status == "succeeded", (job.status, job.error)
+    return {
+        "submit_s": submitted - started,
+        "run_s": (job.finished_at - job.started_at).total_seconds(),
+        "end_to_end_s": finished - started,
+        "worker_cpu_s": cpu,
+        "job": job,
+    }
+
+
+def bench_workers(client, key: str, source: Path, data_dir: Path, n: int, args) -> dict:
+    """Start n fresh workers, run the job --repeat times, report medians and RSS."""
+    workers = [start_worker(data_dir, f"bench{n}-{i}") for i in range(n)]
+    try:
+        time.sleep(6)  # let the workers boot before the clock starts
+        idle = [rss_mb(w.pid, "VmRSS") for w, _ in workers]
+        latency = measure_latency(client, key, data_dir, args.latency) if args.latency else None
+        runs = [run_once(client, key, source, workers) for _ in range(args.repeat)]
+        peak = [rss_mb(w.pid) for w, _ in workers]
+    finally:
+        for process, _ in workers:
+            process.terminate()
+            process.wait(30)
+    lines = count_result_rows(runs[-1]["job"])
+    assert lines == args.rows, (lines, args.rows)
+    med = {k: statistics.median(r[k] for r in runs) for k in ("submit_s", "run_s", "end_to_end_s")}
+    cpu = statistics.median(r["worker_cpu_s"] for r in runs)
+    return {
+        "workers": n,
+        "runs": args.repeat,
+        "submit_s": round(med["submit_s"], 2),
+        "run_s": round(med["run_s"], 2),
+        "end_to_end_s": round(med["end_to_end_s"], 2),
+        "end_to_end_s_all": [round(r["end_to_end_s"], 2) for r in runs],
+        "rows_per_s": round(args.rows / med["end_to_end_s"]),
+        "run_rows_per_s": round(args.rows / med["run_s"]),
+        "rows_per_worker_cpu_s": round(args.rows / cpu) if cpu else None,
+        "worker_idle_rss_mb": [round(v, 1) for v in idle],
+        "worker_peak_rss_mb": [round(v, 1) for v in peak],
+        "latency": latency,
+        "load_average_after": [round(v, 2) for v in os.getloadavg()],
+    }
+
+
 def main() -> int:
     args = parse_args()
-    data_dir = configure(args)
-    if args.concurrency:
-        from django.conf import settings
+    data_dir, moto = configure(args)
+    try:
+        if args.concurrency:
+            from django.conf import settings
 
-        report = measure_concurrency(provision(), data_dir)
-        report["broker"] = settings.CELERY_BROKER_URL.split("://")[0]
+            report = measure_concurrency(provision(), data_dir)
+            report["broker"] = settings.CELERY_BROKER_URL.split("://")[0]
+            print(json.dumps(report, indent=2))
+            return 0
+        from django.conf import settings
+        from django.test import Client
+
+        key = provision()
+        source = data_dir / "iris-bench.csv"
+        size = write_csv(source, args.rows)
+        load_before = [round(v, 2) for v in os.getloadavg()]
+        results = [bench_workers(Client(), key, source, data_dir, n, args) for n in args.workers]
+        base = results[0]
+        for result in results:
+            result["speedup_end_to_end"] = round(base["end_to_end_s"] / result["end_to_end_s"], 2)
+            result["speedup_run"] = round(base["run_s"] / result["run_s"], 2)
+        report = {
+            "rows": args.rows,
+            "file_mb": round(size / 2**20, 1),
+            "storage": args.storage,
+            "broker": settings.CELERY_BROKER_URL.split("://")[0],
+            "chunk_rows": settings.MLAPI_JOB_CHUNK_ROWS,
+            "cpus": os.cpu_count(),
+            "load_average_before": load_before,
+            "results": results,
+            "targets": {
+                "rows_per_s_one_worker": 100_000,
+                "two_workers_speedup": 1.6,
+                "worker_peak_rss_mb": 300,
+                "worker_idle_rss_mb": 200,
+            },
+        }
         print(json.dumps(report, indent=2))
         return 0
-    from django.conf import settings
-    from django.test import Client
-
-    key = provision()
-    source = data_dir / "iris-bench.csv"
-    size = write_csv(source, args.rows)
-    worker, log = start_worker(data_dir)
-    client = Client()
-    try:
-        time.sleep(3)  # let the worker boot before the clock starts
-        baseline_rss = rss_mb(worker.pid)
-        latency = measure_latency(client, key, data_dir, max(1, args.latency))
-        loaded_rss = rss_mb(worker.pid, "VmRSS")  # the model is loaded by now
-        cpu_before = cpu_seconds(worker.pid)
-        started = time.time()
-        job_id = submit(client, key, source)
-        submitted = time.time()
-        job = wait_done(job_id)
-        finished = time.time()
-        rss = rss_mb(worker.pid)
-        cpu = cpu_seconds(worker.pid) - cpu_before
     finally:
-        worker.terminate()
-        worker.wait(30)
-    assert job.status == "succeeded", (job.status, job.error, log.read_text()[-2000:])
-    results = Path(settings.DATA_DIR) / job.results_path
-    with results.open() as handle:
-        lines = sum(1 for _ in handle) - 1
-    assert lines == args.rows, (lines, args.rows)
-    elapsed = finished - started
-    report = {
-        "rows": args.rows,
-        "file_mb": round(size / 2**20, 1),
-        "broker": settings.CELERY_BROKER_URL.split("://")[0],
-        "chunk_rows": settings.MLAPI_JOB_CHUNK_ROWS,
-        "submit_s": round(submitted - started, 2),
-        "run_s": round((job.finished_at - job.started_at).total_seconds(), 2),
-        "end_to_end_s": round(elapsed, 2),
-        "rows_per_s": round(args.rows / elapsed),
-        "worker_cpu_s": round(cpu, 2),
-        "rows_per_worker_cpu_s": round(args.rows / cpu) if cpu else None,
-        "load_average": os.getloadavg()[0],
-        "worker_peak_rss_mb": round(rss, 1),
-        "worker_idle_rss_mb": round(baseline_rss, 1),
-        "worker_rss_with_model_mb": round(loaded_rss, 1),
-        "latency": latency,
-        "targets": {"rows_per_s": 50_000, "worker_peak_rss_mb": 300},
-    }
-    print(json.dumps(report, indent=2))
-    return 0
+        if moto is not None:
+            moto.stop()
 
 
 if __name__ == "__main__":

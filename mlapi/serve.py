@@ -1,8 +1,11 @@
-"""`make run`: a small supervisor for gunicorn and the Celery worker, in the foreground.
+"""`make run`: a small supervisor for gunicorn, the Celery worker and beat, and the gRPC server, in the foreground.
 
-`python -m mlapi.serve` runs every default role (web, worker, grpc: the gRPC data plane on
-MLAPI_GRPC_PORT); `python -m mlapi.serve web`, `... worker` or `... grpc` runs some (the container image runs one role per container, so what CI proves is what the image
-runs). Each role is one `Role` in `ROLES`: adding a process is one line there.
+`python -m mlapi.serve` runs every default role: web, worker, beat and grpc (the gRPC data plane
+on MLAPI_GRPC_PORT); `python -m mlapi.serve web`, `... worker`, `... beat` or `... grpc` runs
+some (the container image runs one role per container, so what CI proves is what the image
+runs). Each role is one `Role` in `ROLES`: adding a process is one line there. Beat is a role of
+its own because a deployment must run exactly one (it schedules housekeeping for everyone)
+while workers scale out; it also keeps the scheduler out of every worker's RSS.
 
 A child that dies is logged and started again after a backoff (1 s, doubling up to 30 s while it
 keeps dying within `MLAPI_SUPERVISOR_MIN_UPTIME_S` of its start; back to 1 s once it ran longer).
@@ -77,15 +80,22 @@ def worker_queues() -> str:
 
 
 def _worker_command() -> list[str]:
-    data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
     queues = worker_queues()
     return [
-        sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--beat",
+        sys.executable, "-m", "celery", "-A", "mlapi", "worker",
         "-n", worker_node_name(),
         "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
         "--concurrency", os.environ.get("MLAPI_WORKER_CONCURRENCY", "1"),
-        "--schedule", str(data_dir / "celerybeat-schedule"),
         *(["-Q", queues] if queues else []),
+    ]  # fmt: skip
+
+
+def _beat_command() -> list[str]:
+    data_dir = Path(os.environ.get("MLAPI_DATA_DIR") or BASE_DIR / "var")
+    return [
+        sys.executable, "-m", "celery", "-A", "mlapi", "beat",
+        "--loglevel", os.environ.get("MLAPI_LOG_LEVEL", "INFO"),
+        "--schedule", str(data_dir / "celerybeat-schedule"),
     ]  # fmt: skip
 
 
@@ -108,6 +118,7 @@ class Role:
 ROLES: dict[str, Role] = {
     "web": Role("web", _web_command),
     "worker": Role("worker", _worker_command),
+    "beat": Role("beat", _beat_command),
     "grpc": Role("grpc", _grpc_command),
 }
 

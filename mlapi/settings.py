@@ -15,6 +15,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from mlapi.envfile import load_env_file
+from mlapi.objectstore import ObjectStorageMisconfigured, objects_storage
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -271,8 +272,15 @@ STATIC_URL = "static/"
 STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# "objects": model artifacts and batch-job files (MLAPI_OBJECT_STORAGE; see mlapi/objectstore.py).
+MLAPI_OBJECT_STORAGE = os.environ.get("MLAPI_OBJECT_STORAGE", "").strip()
+try:
+    _OBJECTS_STORAGE = objects_storage(MLAPI_OBJECT_STORAGE, DATA_DIR)
+except ObjectStorageMisconfigured as _exc:
+    raise ImproperlyConfigured(str(_exc)) from _exc
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "objects": _OBJECTS_STORAGE,
     "staticfiles": {
         "BACKEND": (
             "django.contrib.staticfiles.storage.StaticFilesStorage"
@@ -395,8 +403,12 @@ MLAPI_USAGE_RECORDING = env_bool("MLAPI_USAGE_RECORDING", True)  # off only for 
 MLAPI_USAGE_FLUSH_INTERVAL_S = env_float("MLAPI_USAGE_FLUSH_INTERVAL_S", 0.5)
 MLAPI_USAGE_FLUSH_SIZE = env_int("MLAPI_USAGE_FLUSH_SIZE", 200)
 MLAPI_JOB_RETENTION_DAYS = env_int("MLAPI_JOB_RETENTION_DAYS", 7)
-# Rows per batch-job chunk: progress, cancel and crash recovery happen at chunk boundaries.
-MLAPI_JOB_CHUNK_ROWS = env_int("MLAPI_JOB_CHUNK_ROWS", 5000)
+# Rows per batch-job chunk: the unit a worker leases, scores and commits; progress, cancel,
+# fan-out over workers and crash recovery happen at chunk boundaries.
+MLAPI_JOB_CHUNK_ROWS = env_int("MLAPI_JOB_CHUNK_ROWS", 20000)
+# A chunk lease lasts this long: a worker that dies holding one loses it after this (another
+# worker then takes the chunk over). Generous: a live holder's late commit still counts.
+MLAPI_JOB_LEASE_S = env_float("MLAPI_JOB_LEASE_S", 30.0)
 # Queue the job tasks go to; empty = Celery's default queue, which `make run`'s worker consumes.
 MLAPI_JOB_QUEUE = os.environ.get("MLAPI_JOB_QUEUE", "")
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)

@@ -9,6 +9,7 @@ class PredictionsConfig(AppConfig):
 
     def ready(self) -> None:
         from predictions import (
+            checks,  # noqa: F401 - registers the object-storage system check
             schema,  # noqa: F401 - registers the OpenAPI security schemes
             signals,  # noqa: F401 - connects the cache invalidation
         )

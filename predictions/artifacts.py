@@ -1,4 +1,4 @@
-"""Model artifacts on disk: skops files (never pickle), ONNX files, and their SHA-256.
+"""Model artifacts (in object storage): skops files (never pickle), ONNX files, and their SHA-256.
 
 Every load recomputes the file's hash and compares it with the registry's, and skops only
 instantiates types from an explicit allow-list of scikit-learn classes: a file that needs any
@@ -10,13 +10,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
+from predictions import storage
 from predictions.errors import ArtifactRejected
 
 # Internal scikit-learn types that fitted estimators carry besides the estimator classes.
@@ -80,8 +79,11 @@ def sha256_file(path: Path) -> str:
 
 
 def read_verified(relative: str, expected_sha256: str) -> bytes:
-    """The file's bytes, after checking its SHA-256 (raises OSError or ArtifactRejected)."""
-    data = absolute(relative).read_bytes()
+    """The artifact's bytes from object storage, after checking its SHA-256.
+
+    Raises OSError (missing or unreachable) or ArtifactRejected.
+    """
+    data = storage.read_artifact(relative)
     if not hmac.compare_digest(sha256_bytes(data), expected_sha256):
         raise ArtifactRejected(f"SHA-256 of {relative} does not match the registry")
     return data
@@ -112,13 +114,10 @@ def load_skops(data: bytes) -> Any:
 
 
 def write_atomic(data: bytes, name: str) -> tuple[str, str]:
-    """Write `data` under models/ atomically; return (path relative to the data dir, sha256)."""
-    target = models_dir() / name
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(data)
-    os.replace(tmp, target)
-    return relative_to_data_dir(target), sha256_bytes(data)
+    """Store `data` as models/<name> in object storage, whole or not at all; (key, sha256)."""
+    key = f"models/{name}"
+    storage.write_artifact(key, data)
+    return key, sha256_bytes(data)
 
 
 def dump_skops(estimator: Any) -> bytes:

@@ -162,6 +162,13 @@ class BatchJob(models.Model):
     quota_period_start = models.DateTimeField(null=True, blank=True)
     quota_refunded = models.BooleanField(default=False)
     cancel_requested = models.BooleanField(default=False)
+    # The CSV header as uploaded (JSON Lines: the schema's features): the results' columns.
+    columns = models.JSONField(default=list, blank=True)
+    chunks_total = models.PositiveIntegerField(default=0)
+    # When its task was last published (housekeeping republishes lost messages from this).
+    published_at = models.DateTimeField(null=True, blank=True)
+    # The finishing step's lease: one worker writes the results; a dead one's lease runs out.
+    finalizing_until = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -183,3 +190,50 @@ class BatchJob(models.Model):
     @property
     def is_finished(self) -> bool:
         return self.status in {JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED}
+
+
+class JobChunkQuerySet(models.QuerySet):
+    def pending(self) -> JobChunkQuerySet:
+        return self.filter(done=False)
+
+    def claimable(self, now) -> JobChunkQuerySet:
+        """Not done, and nobody holds a live lease on it."""
+        return self.filter(done=False).filter(
+            Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lte=now)
+        )
+
+
+class JobChunk(models.Model):
+    """A slice of a job's rows: leased by one worker at a time, committed exactly once.
+
+    `input` is the object holding the slice's rows; `part` the object holding its results,
+    set by the one commit that wins (see predictions/jobs/leases.py).
+    """
+
+    job = models.ForeignKey(BatchJob, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    start_row = models.PositiveIntegerField()
+    rows = models.PositiveIntegerField()
+    input = models.CharField(max_length=300)
+    done = models.BooleanField(default=False)
+    rows_failed = models.PositiveIntegerField(default=0)
+    part = models.CharField(max_length=300, blank=True)
+    lease_owner = models.CharField(max_length=200, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    committed_at = models.DateTimeField(null=True, blank=True)
+
+    objects = JobChunkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="one_chunk_per_index"),
+            models.CheckConstraint(
+                condition=Q(done=False) | ~Q(part=""), name="done_chunk_has_part"
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "done", "index"], name="chunk_claim_idx")]
+
+    def __str__(self) -> str:
+        return f"chunk {self.index} of job {self.job_id}"

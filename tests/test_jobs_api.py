@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import pytest
 
-from predictions.jobs.services import jobs_root
 from predictions.models import BatchJob, JobStatus
 from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
 from tests.support.problems import assert_problem
 from tests.test_jobs_support import (
+    IRIS,
     JOBS_URL,
     iris_csv,
+    job_folders,
     quota_used,
     submit_file,
     submit_instances,
@@ -23,6 +24,9 @@ from tests.test_jobs_support import (
 )
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +38,7 @@ def subscriber(db):
 
 
 def job_dirs() -> set[str]:
-    root = jobs_root()
-    return {p.name for p in root.iterdir()} if root.exists() else set()
+    return job_folders()
 
 
 def test_csv_submission_answers_202_with_location_and_charges_its_rows(
@@ -149,17 +152,21 @@ def test_upload_over_the_size_limit_is_413(client, demo_models, subscriber, sett
     assert not BatchJob.objects.exists() and quota_used(subscription) == 0
 
 
-def test_stored_upload_is_capped_while_copying_even_without_a_length(settings, tmp_path):
-    """A chunked request has no Content-Length: the copy to disk enforces the limit itself."""
+def test_stored_upload_is_capped_while_copying_even_without_a_length(settings):
+    """A chunked request has no Content-Length: reading the upload enforces the limit itself."""
     from mlapi.exceptions import PayloadTooLarge
-    from predictions.jobs.parsing import save_upload
+    from predictions import storage
+    from predictions.jobs.parsing import store_upload
 
     content = iris_csv(200)
     settings.MLAPI_MAX_UPLOAD_BYTES = len(content) - 1
     unsized = upload(content)
     unsized.size = None
-    with pytest.raises(PayloadTooLarge):
-        save_upload(upload=unsized, directory=tmp_path)
+    try:
+        with pytest.raises(PayloadTooLarge):
+            store_upload(upload=unsized, features=IRIS, prefix="jobs/capped", chunk_rows=50)
+    finally:
+        storage.delete_prefix("jobs/capped")
 
 
 @pytest.mark.parametrize(
@@ -287,3 +294,25 @@ def test_broker_down_makes_submission_503_with_no_job_and_no_quota_used(client, 
     assert not BatchJob.objects.exists()
     assert quota_used(subscription) == 0
     assert job_dirs() == before
+
+
+def test_job_detail_adds_throughput_eta_and_workers_to_the_contract_fields(
+    client, demo_models, subscriber
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from predictions.jobs import leases
+
+    _, key = subscriber
+    job_id = submit_file(client, key, iris_csv(40)).json()["id"]
+    queued = client.get(f"{JOBS_URL}/{job_id}", HTTP_X_API_KEY=key).json()
+    assert (queued["rows_per_second"], queued["eta_seconds"], queued["workers"]) == (None, None, 0)
+    BatchJob.objects.filter(pk=job_id).update(
+        status=JobStatus.RUNNING, rows_done=30, started_at=timezone.now() - timedelta(seconds=3)
+    )
+    leases.claim_chunk(job_id=job_id, owner="host:1")
+    body = client.get(f"{JOBS_URL}/{job_id}", HTTP_X_API_KEY=key).json()
+    assert 9 < body["rows_per_second"] <= 10 and 1 <= body["eta_seconds"] <= 1.2
+    assert body["workers"] == 1 and body["chunks_total"] == 1

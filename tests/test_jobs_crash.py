@@ -1,8 +1,9 @@
-"""Crash safety: a worker SIGKILLed mid-job leaves the job to the next worker, every row once.
+"""Crash safety: workers SIGKILLed mid-job leave the job to the others, every row exactly once.
 
-Worker subprocesses (`celery -A mlapi worker`) on the test database and the configured broker:
-with RabbitMQ/Redis the unacknowledged message comes back (acks_late); with the embedded broker
-the starting worker re-enqueues the orphaned job (see predictions/jobs/housekeeping.py).
+Worker subprocesses (`celery -A mlapi worker`) on the test database, the configured broker and
+the test's object storage, with 2-second chunk leases. A killed worker's chunk lease runs out and
+another worker (already on the job, or started later and sent the job again by recovery: the
+embedded broker loses the dead worker's message, RabbitMQ/Redis redeliver it) takes it over.
 """
 
 from __future__ import annotations
@@ -13,9 +14,8 @@ import io
 import pytest
 
 from predictions.jobs.housekeeping import recover_orphaned_jobs
-from predictions.jobs.runner import is_locked
-from predictions.jobs.services import job_dir
-from predictions.models import BatchJob, JobStatus
+from predictions.jobs.leases import has_live_lease
+from predictions.models import BatchJob, JobChunk, JobStatus
 from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
 from tests.test_jobs_support import (
@@ -30,6 +30,9 @@ from tests.test_jobs_support import (
 worker_process = test_jobs_support.worker_process  # the fixture
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -47,30 +50,66 @@ def numbered_csv(rows: int) -> bytes:
     return out.getvalue().encode()
 
 
+def assert_every_row_once_in_order(client, key, job_id, rows: int) -> None:
+    results = results_rows(client, key, job_id)
+    assert len(results) == rows
+    expected = numbered_csv(rows).decode().splitlines()[1:]
+    got = [",".join(list(r.values())[:4]) for r in results]
+    assert got == expected  # every row once, in input order
+    assert all(r["prediction"] and not r["error"] for r in results)
+
+
+@pytest.fixture(autouse=True)
+def small_chunks(settings):
+    """Chunks are cut at submission (in this process): 100 rows, so a job has many."""
+    settings.MLAPI_JOB_CHUNK_ROWS = 100
+
+
 def test_sigkilled_worker_leaves_the_job_to_the_next_with_every_row_exactly_once(
     client, worker_process
 ):
     subscription, key = make_subscriber_key()
-    first = worker_process(chunk_rows=100)
+    first = worker_process()
     response = submit_file(client, key, numbered_csv(ROWS))
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
     wait_for(lambda: BatchJob.objects.get(pk=job_id).rows_done >= 500, timeout=90)
-    assert is_locked(job_dir(job_id))  # a live worker holds it: recovery leaves it alone
+    assert has_live_lease(job_id)  # a live worker holds a chunk: recovery leaves it alone
     assert job_id not in recover_orphaned_jobs()
     first.kill()
     killed = BatchJob.objects.get(pk=job_id)
     assert killed.status == JobStatus.RUNNING and killed.rows_done < ROWS
-    assert not is_locked(job_dir(job_id))  # the kernel released the dead worker's lock
 
-    worker_process(chunk_rows=100)
+    worker_process()
     job = wait_finished(job_id, timeout=120)
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert (job.rows_done, job.rows_failed) == (ROWS, 0)
-    rows = results_rows(client, key, job_id)
-    assert len(rows) == ROWS
-    expected = numbered_csv(ROWS).decode().splitlines()[1:]
-    got = [",".join(list(r.values())[:4]) for r in rows]
-    assert got == expected  # every row once, in input order
-    assert all(r["prediction"] and not r["error"] for r in rows)
+    assert_every_row_once_in_order(client, key, job_id, ROWS)
+    assert quota_used(subscription) == ROWS
+
+
+def test_two_workers_share_a_job_and_one_sigkilled_mid_chunk_costs_no_row(client, worker_process):
+    subscription, key = make_subscriber_key()
+    victim, survivor = worker_process(), worker_process()
+    response = submit_file(client, key, numbered_csv(ROWS))
+    job_id = response.json()["id"]
+
+    def both_working():
+        owners = set(JobChunk.objects.filter(job_id=job_id).values_list("lease_owner", flat=True))
+        return {victim.owner, survivor.owner} <= owners
+
+    wait_for(both_working, timeout=90)  # the chunks are spread over both workers
+    held = lambda: JobChunk.objects.filter(  # noqa: E731
+        job_id=job_id, done=False, lease_owner=victim.owner
+    ).first()
+    chunk = wait_for(held, timeout=30)  # the victim is inside a chunk right now
+    victim.kill()
+    assert BatchJob.objects.get(pk=job_id).rows_done < ROWS
+
+    job = wait_finished(job_id, timeout=120)
+    assert job.status == JobStatus.SUCCEEDED, job.error + survivor.log_text()
+    assert (job.rows_done, job.rows_failed) == (ROWS, 0)
+    taken_over = JobChunk.objects.get(pk=chunk.pk)
+    assert taken_over.done and taken_over.attempts >= 2  # the survivor redid the killed chunk
+    assert_every_row_once_in_order(client, key, job_id, ROWS)
     assert quota_used(subscription) == ROWS

@@ -1,9 +1,13 @@
-"""Helpers and fixtures for the batch-job tests: uploads, polling, and real Celery workers.
+"""Helpers and fixtures for the batch-job tests: uploads, polling, storage, real Celery workers.
 
 Workers are real: `celery_worker` runs Celery's own test worker in a thread, consuming from
 the configured broker (the embedded SQLite one by default, RabbitMQ/Redis when
 CELERY_BROKER_URL says so); `worker_process` starts `celery worker` as a subprocess on the
 same test database, for the tests that kill it.
+
+Storage: local files by default; with MLAPI_TEST_OBJECT_STORAGE=s3 every job test keeps its
+objects (inputs, parts, results and the demo models' artifacts) in a real S3-speaking server
+(moto's, started once per session on a free port), in-process and in worker subprocesses.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from tests.objectstore import CREDENTIALS, MotoServer, storage_env
 from tests.servers import database_url
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
@@ -103,11 +108,80 @@ def quota_used(subscription) -> int:
 JOB_QUEUE = f"mlapi-jobs-test-{uuid.uuid4().hex[:12]}"
 
 
+TEST_STORAGE = os.environ.get("MLAPI_TEST_OBJECT_STORAGE", "local")
+TEST_BUCKET = "mlapi-test"
+# The environment worker subprocesses get for the storage the current test uses.
+_storage_env: dict[str, str] = {}
+
+
+def use_object_storage(settings, endpoint: str, url: str) -> dict[str, str]:
+    """Point this process (STORAGES) at `url` on `endpoint`; return the subprocess env."""
+    from mlapi.objectstore import objects_storage
+
+    env = storage_env(endpoint, url)
+    os.environ.update(CREDENTIALS)
+    settings.STORAGES = {
+        **settings.STORAGES,
+        "objects": objects_storage(url, settings.DATA_DIR, env),
+    }
+    _storage_env.clear()
+    _storage_env.update(env)
+    return env
+
+
+def copy_artifacts_to_bucket(server: MotoServer, bucket: str, prefix: str = "") -> None:
+    """The session's demo-model artifacts (trained once, on local disk) into the bucket."""
+    client = server.client()
+    for path in (Path(settings.DATA_DIR) / "models").glob("*"):
+        key = f"{prefix}/models/{path.name}".lstrip("/")
+        client.upload_file(str(path), bucket, key)
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """moto's S3 server, one per session (started on first use)."""
+    server = MotoServer()
+    os.environ.update(CREDENTIALS)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def job_storage_session(request, demo_model_rows):
+    """None for local files; the moto server with the test bucket in S3 mode."""
+    if TEST_STORAGE != "s3":
+        yield None
+        return
+    server = request.getfixturevalue("s3_server")
+    server.client().create_bucket(Bucket=TEST_BUCKET)
+    copy_artifacts_to_bucket(server, TEST_BUCKET, "suite")
+    yield server
+
+
+@pytest.fixture
+def job_storage(settings, job_storage_session):
+    """The job tests' object storage for this test: "local" or "s3" (see the module doc)."""
+    if job_storage_session is None:
+        _storage_env.clear()
+        yield "local"
+        return
+    use_object_storage(settings, job_storage_session.endpoint, f"s3://{TEST_BUCKET}/suite")
+    yield "s3"
+    _storage_env.clear()
+
+
+def job_folders() -> set[str]:
+    """The job folders in object storage (one per stored job)."""
+    from predictions import storage
+
+    return set(storage.list_folders("jobs"))
+
+
 @pytest.fixture(autouse=True)
-def usage_written_in_the_request(settings):
+def usage_written_in_the_request(settings, job_storage):
     """Assigned as autouse in each job test module: usage recorded in the request's own
     transaction (the buffered writer's thread would wait on the test transaction's SQLite
-    write lock), and job tasks published to this session's queue."""
+    write lock), job tasks published to this session's queue, objects in the test storage."""
     settings.MLAPI_USAGE_MODE = "sync"
     settings.MLAPI_JOB_QUEUE = JOB_QUEUE
 
@@ -144,26 +218,40 @@ def celery_worker(celery_worker_module, live_demo_models, settings):
 class WorkerProcess:
     """`celery -A mlapi worker` in a subprocess on the test database and broker."""
 
-    def __init__(self, chunk_rows: int, log: Path) -> None:
+    def __init__(self, log: Path, lease_s: float = 2.0, name: str = "w") -> None:
         env = dict(os.environ)
         env.update(
             DATABASE_URL=database_url(),
             MLAPI_DATA_DIR=str(settings.DATA_DIR),
             MLAPI_TESTING="1",
             CELERY_BROKER_URL=settings.CELERY_BROKER_URL,
-            MLAPI_JOB_CHUNK_ROWS=str(chunk_rows),
+            MLAPI_JOB_LEASE_S=str(lease_s),
             MLAPI_USAGE_RECORDING="0",
             MLAPI_JOB_QUEUE=JOB_QUEUE,
+            **_storage_env,
         )
         command = [
             sys.executable, "-m", "celery", "-A", "mlapi", "worker", "--pool", "solo",
+            "--hostname", f"{name}-{uuid.uuid4().hex[:6]}@%h",
             "--without-mingle", "--without-gossip", "--without-heartbeat", "--loglevel", "INFO",
             "--queues", JOB_QUEUE,
         ]  # fmt: skip
+        self.log_path = log
         self.log = log.open("ab")
         self.process = subprocess.Popen(
             command, cwd=BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT
         )
+
+    @property
+    def owner(self) -> str:
+        """How this worker names itself on the chunk leases it takes."""
+        import socket
+
+        return f"{socket.gethostname()}:{self.process.pid}"
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")[-4000:]
 
     def kill(self) -> None:
         """SIGKILL: no shutdown, no acknowledgement, nothing flushed."""
@@ -180,11 +268,13 @@ class WorkerProcess:
 
 @pytest.fixture
 def worker_process(live_demo_models, tmp_path):
-    """Start worker subprocesses with `start(chunk_rows)`; all are stopped at the end."""
+    """Start worker subprocesses with `start()`; all are stopped at the end. (Chunks are cut
+    at submission: set MLAPI_JOB_CHUNK_ROWS in this process.)"""
     started: list[WorkerProcess] = []
 
-    def start(chunk_rows: int = 5000) -> WorkerProcess:
-        worker = WorkerProcess(chunk_rows, tmp_path / "worker.log")
+    def start(lease_s: float = 2.0) -> WorkerProcess:
+        name = f"w{len(started)}"
+        worker = WorkerProcess(tmp_path / f"{name}.log", lease_s=lease_s, name=name)
         started.append(worker)
         return worker
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from predictions.models import BatchJob, JobStatus
+from predictions.models import BatchJob, JobChunk, JobStatus
 from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
 from tests.test_jobs_support import (
@@ -28,6 +28,9 @@ celery_worker = test_jobs_support.celery_worker  # fixtures
 celery_worker_module = test_jobs_support.celery_worker_module
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
@@ -104,14 +107,24 @@ def test_house_price_job_with_categorical_features(client, celery_worker):
     assert "unknown category" in rows[2]["error"] and job.rows_failed == 1
 
 
-def test_progress_is_persisted_after_each_chunk(client, celery_worker, settings):
+def test_progress_is_committed_chunk_by_chunk_and_only_the_results_are_kept(
+    client, celery_worker, settings
+):
+    from predictions import storage
+
     settings.MLAPI_JOB_CHUNK_ROWS = 7
     _, key = make_subscriber_key()
     job_id = submit_file(client, key, iris_csv(50)).json()["id"]
-    wait_finished(job_id)
-    parts = sorted(p.name for p in (settings.DATA_DIR / "jobs" / job_id / "parts").iterdir())
-    assert parts == [f"{start:012d}.csv" for start in range(0, 50, 7)]
+    job = wait_finished(job_id)
+    chunks = list(JobChunk.objects.filter(job_id=job_id).order_by("index"))
+    assert [c.start_row for c in chunks] == list(range(0, 50, 7)) and job.chunks_total == 8
+    assert all(c.done and c.committed_at and c.part for c in chunks)
+    assert sum(c.rows for c in chunks) == 50
     assert len(results_rows(client, key, job_id)) == 50
+    for folder in ("input", "parts"):  # after success the results are the only copy
+        with pytest.raises(storage.ObjectMissing):
+            storage.read_bytes(f"jobs/{job_id}/{folder}/000000.csv")
+        assert not storage.list_folders(f"jobs/{job_id}/{folder}")
 
 
 def test_cancel_stops_a_running_job_at_the_next_chunk_and_refunds_the_rest(
@@ -151,13 +164,24 @@ def test_a_job_whose_model_cannot_load_fails_and_refunds_its_rows(client, celery
     assert quota_used(subscription) == 0 and job.quota_refunded
 
 
-def test_retry_resumes_a_failed_job(client, celery_worker):
+def test_retry_runs_a_failed_job_again_once_its_model_loads(client, celery_worker):
+    from django.db import transaction
+
+    from predictions.inference import clear_cache
     from predictions.jobs.services import retry_batch_job
+    from predictions.models import ModelVersion
 
     _, key = make_subscriber_key()
-    job_id = submit_file(client, key, iris_csv(12)).json()["id"]
-    wait_finished(job_id)
-    BatchJob.objects.filter(pk=job_id).update(status=JobStatus.FAILED, error="x")
+    good = ModelVersion.objects.filter(model__name="iris").values("sha256", "onnx_sha256").get()
+    with transaction.atomic():
+        job_id = submit_file(client, key, iris_csv(12)).json()["id"]
+        ModelVersion.objects.filter(model__name="iris").update(
+            sha256="0" * 64, onnx_sha256="0" * 64
+        )
+        clear_cache()
+    assert wait_finished(job_id).status == JobStatus.FAILED
+    ModelVersion.objects.filter(model__name="iris").update(**good)
+    clear_cache()
     retry_batch_job(job=BatchJob.objects.get(pk=job_id))
     job = wait_finished(job_id)
     assert job.status == JobStatus.SUCCEEDED and job.error == ""

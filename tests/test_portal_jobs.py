@@ -12,13 +12,18 @@ from django.utils import timezone
 from keys.limits import quota_status
 from predictions.jobs import runner
 from predictions.models import BatchJob, JobStatus
+from tests import test_jobs_support
 from tests.test_jobs_support import IRIS_ROWS, iris_csv
 
 pytestmark = pytest.mark.django_db
 
+job_storage = test_jobs_support.job_storage  # local files, or S3 under make test-jobs-s3
+job_storage_session = test_jobs_support.job_storage_session
+s3_server = test_jobs_support.s3_server
+
 
 @pytest.fixture(autouse=True)
-def _usage_written_in_the_request(settings):
+def _usage_written_in_the_request(settings, job_storage):
     """Record usage in the request's own transaction: the buffered writer's thread would
     wait on the test transaction's SQLite write lock."""
     settings.MLAPI_USAGE_MODE = "sync"
@@ -204,3 +209,22 @@ def test_a_status_poll_costs_four_queries_at_most(client, owner, django_assert_m
     job = BatchJob.objects.get()
     with django_assert_max_num_queries(4):  # session, user, subscription + plan, job + model
         assert client.get(f"/portal/jobs/{job.pk}/status").status_code == 200
+
+
+def test_the_jobs_page_shows_throughput_and_an_eta_while_a_job_runs(client, owner):
+    from datetime import timedelta
+
+    client.post("/portal/jobs/", upload(iris_csv(30)))
+    job = BatchJob.objects.get()
+    BatchJob.objects.filter(pk=job.pk).update(
+        status=JobStatus.RUNNING, rows_done=10, started_at=timezone.now() - timedelta(seconds=5)
+    )
+    status = client.get(f"/portal/jobs/{job.pk}/status").json()
+    assert 1.5 < status["rows_per_second"] <= 2.0  # 10 rows in about 5 s
+    assert 9 < status["eta_seconds"] <= 10.5  # 20 rows to go at that pace
+    assert 'data-field="speed"' in client.get("/portal/jobs/").content.decode()
+    BatchJob.objects.filter(pk=job.pk).update(rows_done=0)  # the 10 rows above were made up
+    runner.run_batch_job(job_id=str(job.pk))
+    done = client.get(f"/portal/jobs/{job.pk}/status").json()
+    assert done["status"] == "succeeded" and done["eta_seconds"] == 0.0
+    assert done["rows_per_second"] > 0 and done["workers"] == 0

@@ -12,12 +12,12 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from keys.principal import Principal
 from mlapi import protocols
-from mlapi.exceptions import DomainError
+from mlapi.exceptions import DomainError, ServiceUnavailable
 from portal.forms import JobUploadForm
 from portal.views.common import add_service_error, render_form, subscriber_required
 from predictions import dataplane
 from predictions.jobs.serializers import JobSerializer
-from predictions.jobs.services import cancel_batch_job, results_file
+from predictions.jobs.services import ResultsNotReady, cancel_batch_job, open_results
 from predictions.models import BatchJob, MLModel
 from usage.calls import finish_call
 
@@ -115,12 +115,14 @@ def job_results(request: HttpRequest, job_id) -> HttpResponse:
     """The results CSV (input columns, prediction, error) once the job has written it."""
     job = _own_job(request, job_id)
     try:
-        path = results_file(job=job)
-    except DomainError as exc:
+        results = open_results(job=job)
+    except ResultsNotReady as exc:
         raise Http404(exc.detail) from exc
+    except ServiceUnavailable as exc:  # the object store is down: say so, try again later
+        return HttpResponse(exc.detail, status=503, headers={"Retry-After": "5"})
     stem = Path(job.original_filename or "job").stem or "job"
     return FileResponse(
-        path.open("rb"),
+        results,
         as_attachment=True,
         filename=f"{stem}-predictions.csv",
         content_type="text/csv",

@@ -1,27 +1,29 @@
-"""Periodic job housekeeping: expire old job files, and re-enqueue jobs whose worker died.
+"""Periodic job housekeeping (run by `beat`, once per deployment): expiry and recovery.
 
-Why recovery exists besides `acks_late` + `reject_on_worker_lost`: with Redis or RabbitMQ the
-broker redelivers the message of a worker that died, but kombu's embedded transports
-(SQLAlchemy, filesystem) keep unacknowledged messages only in the worker's memory, so a
-SIGKILL loses them. A job that is `running` while nobody holds its lock was orphaned; it is
-enqueued again (when a worker starts, and every minute from beat) and resumes from its last
-committed chunk (see runner.py). With prefetch 1 and acks_late a worker holds no message
-besides the one it runs, so queued jobs are not lost that way; they are re-published only
-when their message is an hour old (see REQUEUE_QUEUED_AFTER_S).
+Recovery. A job's progress lives in its chunk leases (leases.py), not in any worker, so a dead
+worker costs nothing but its lease: a worker still on the job takes the chunk over when the lease
+runs out. What can be lost is the *message*: kombu's embedded transports (SQLAlchemy, filesystem)
+keep unacknowledged messages only in the worker's memory, so a SIGKILL drops them, and a web
+process can die between commit and publish. So a job is published again when
+- it is running, nobody holds a live lease on it (no chunk, no finishing step), and its task was
+  last published more than a lease period ago (every minute from beat, and when a worker starts);
+- it is queued and its message was published an hour ago or more (REQUEUE_QUEUED_AFTER_S).
+A duplicate message is harmless: a run that finds nothing to claim does nothing.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-import shutil
-import time
 from datetime import timedelta
 
 from django.conf import settings
 from django.utils import timezone
 
-from predictions.jobs.runner import is_locked
-from predictions.jobs.services import ENQUEUED_MARKER, enqueue_batch_job, job_dir, jobs_root
+from predictions import storage
+from predictions.jobs import leases
+from predictions.jobs.publishing import enqueue_batch_job
+from predictions.jobs.runner import job_prefix
 from predictions.models import BatchJob, JobStatus
 
 logger = logging.getLogger("mlapi.jobs")
@@ -32,56 +34,58 @@ logger = logging.getLogger("mlapi.jobs")
 REQUEUE_QUEUED_AFTER_S = 3600
 
 
-def _enqueued_long_ago(job_id, now: float) -> bool:
-    marker = job_dir(job_id) / ENQUEUED_MARKER
-    try:
-        return now - marker.stat().st_mtime > REQUEUE_QUEUED_AFTER_S
-    except FileNotFoundError:
-        return True
+def _published_before(job: BatchJob, seconds: float) -> bool:
+    cutoff = timezone.now() - timedelta(seconds=seconds)
+    return job.published_at is None or job.published_at < cutoff
+
+
+def _orphaned(job: BatchJob, include_stale_queued: bool) -> bool:
+    if job.status == JobStatus.QUEUED:
+        return include_stale_queued and _published_before(job, REQUEUE_QUEUED_AFTER_S)
+    if leases.has_live_lease(job.pk):
+        return False
+    return _published_before(job, settings.MLAPI_JOB_LEASE_S)
 
 
 def recover_orphaned_jobs(*, include_stale_queued: bool = True) -> list[str]:
-    """Re-enqueue running jobs that no live process holds, and long-stale queued jobs.
-
-    A running job whose lock is free lost its worker (with an embedded broker its message
-    died with it). A run takes the job's lock or leaves, and does nothing for a finished job,
-    so a duplicate message never runs a job twice.
-    """
-    now = time.time()
+    """Publish again the running jobs nobody works on, and long-stale queued jobs."""
     recovered = []
-    candidates = BatchJob.objects.unfinished().values_list("pk", "status")
-    for job_id, status in candidates:
-        if status == JobStatus.QUEUED and not (
-            include_stale_queued and _enqueued_long_ago(job_id, now)
-        ):
-            continue
-        if is_locked(job_dir(job_id)):
+    for job in BatchJob.objects.unfinished().only("pk", "status", "published_at"):
+        if not _orphaned(job, include_stale_queued):
             continue
         try:
-            enqueue_batch_job(job_id)
+            enqueue_batch_job(job.pk)  # one message: the run invites the other workers
         except Exception:  # noqa: BLE001 - try again on the next round
-            logger.warning("could not re-enqueue job %s", job_id)
+            logger.warning("could not re-enqueue job %s", job.pk)
             continue
-        recovered.append(str(job_id))
+        recovered.append(str(job.pk))
     if recovered:
         logger.info("re-enqueued %d orphaned job(s): %s", len(recovered), ", ".join(recovered))
     return recovered
 
 
 def expire_batch_jobs(*, days: int | None = None) -> int:
-    """Delete finished jobs older than the retention period, with their files; return count."""
+    """Delete finished jobs older than the retention period, with their objects; return count."""
     days = settings.MLAPI_JOB_RETENTION_DAYS if days is None else days
     cutoff = timezone.now() - timedelta(days=days)
     expired = list(BatchJob.objects.expired(cutoff).values_list("pk", flat=True))
     for job_id in expired:
-        shutil.rmtree(job_dir(job_id), ignore_errors=True)
+        storage.delete_prefix(job_prefix(job_id))
     BatchJob.objects.filter(pk__in=expired).delete()
-    known = {str(pk) for pk in BatchJob.objects.values_list("pk", flat=True)}
-    root = jobs_root()
-    if root.exists():
-        for directory in root.iterdir():
-            # A directory without a job: a submission that died before cleaning up.
-            stale = directory.stat().st_mtime < cutoff.timestamp()
-            if directory.name not in known and stale:
-                shutil.rmtree(directory, ignore_errors=True)
+    _delete_abandoned_uploads(cutoff)
     return len(expired)
+
+
+def _delete_abandoned_uploads(cutoff) -> None:
+    """A folder without a job, older than the cutoff: a submission that died mid-way."""
+    known = {str(pk) for pk in BatchJob.objects.values_list("pk", flat=True)}
+    for name in storage.list_folders("jobs"):
+        if name in known:
+            continue
+        first = f"jobs/{name}/input/000000.csv"
+        with contextlib.suppress(Exception):
+            objects = storage.objects()
+            if not objects.exists(first):
+                first = first.replace(".csv", ".jsonl")
+            if not objects.exists(first) or objects.get_modified_time(first) < cutoff:
+                storage.delete_prefix(f"jobs/{name}")

@@ -1,66 +1,48 @@
-"""Running a batch job in a worker: chunk by chunk, resumable, every row exactly once.
+"""Running a batch job in a worker: claim a chunk, score it, commit it, until none is left.
 
-Crash safety. Each chunk's results go to a part file named after the chunk's first row
-(`parts/<start>.csv`), written to a temporary name, fsynced and renamed; only then is the job's
-progress advanced with a compare-and-set (`rows_done == start`). A worker that dies anywhere
-leaves a job whose committed progress matches the part files up to `rows_done`; the next run
-deletes any part at or past `rows_done` (written, never committed) and resumes from there.
-A per-job `flock` makes runs exclusive: the kernel drops it when its holder dies (even on
-SIGKILL), which is also how `recover_orphaned_jobs` tells a dead run from a live one.
+Any number of workers run the same job at once: each copy of the job's task loops over
+`leases.claim_chunk` (see leases.py for why every row lands exactly once whatever dies). When no
+chunk is left to claim but other workers still hold some, the loop waits for them, taking over
+any lease that runs out (a worker that was killed). The worker whose commit completes the job,
+or that finds it cancelled or failed, finishes it: it concatenates the committed parts in chunk
+order under a header into `results.csv` (streamed, a multipart upload on S3), records the final
+state and refunds what was not processed, under the job's finishing lease.
+
+The object store going away for a moment is not the job's failure: reads and writes are retried
+with backoff, and a chunk that still cannot be done is released for a later try (housekeeping
+publishes the job again). Anything else that goes wrong with a chunk fails the job cleanly.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import fcntl
 import gc
 import io
-import itertools
 import logging
-import os
-from collections.abc import Iterator
-from pathlib import Path
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
-from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 from django.utils import timezone
 
+from predictions import storage
+from predictions.errors import ModelUnavailable
 from predictions.inference import get_predictor
-from predictions.jobs import parsing
+from predictions.jobs import leases, parsing, publishing
 from predictions.jobs.events import emit_job_finished
+from predictions.jobs.leases import Commit
+from predictions.jobs.refunds import refund_unprocessed_rows
 from predictions.jobs.scoring import score_chunk
-from predictions.jobs.services import job_dir, refund_unprocessed_rows
-from predictions.models import BatchJob, JobStatus
+from predictions.models import BatchJob, JobChunk, JobStatus
 
 logger = logging.getLogger("mlapi.jobs")
 
 RESULTS_NAME = "results.csv"
-
-
-@contextlib.contextmanager
-def job_lock(directory: Path) -> Iterator[bool]:
-    """Hold the job's exclusive lock if nobody else does; yield whether we got it."""
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)  # closing the descriptor releases the lock
-
-
-def is_locked(directory: Path) -> bool:
-    """Whether a live process is running the job right now."""
-    if not (directory / "lock").exists():
-        return False
-    with job_lock(directory) as acquired:
-        return not acquired
+STORAGE_BACKOFF_S = (0.2, 0.5, 1.0, 2.0, 4.0, 8.0)  # about 16 s of retries per operation
+WAIT_POLL_S = 0.1  # while other workers finish the job's last chunks
+T = TypeVar("T")
 
 
 @contextlib.contextmanager
@@ -69,9 +51,8 @@ def long_lived_objects_frozen() -> Iterator[None]:
 
     A chunk allocates tens of thousands of short-lived containers, which triggers full
     collections that each walk every object of Django, NumPy and the loaded model: measured,
-    that was 70% of a job's time. The process's objects are frozen for
-    the job and unfrozen after it. (No collection first: it costs a second in a loaded worker,
-    and whatever garbage gets frozen is collected normally once unfrozen.)
+    that was 70% of a job's time. The process's objects are frozen for the job and unfrozen
+    after it (whatever garbage gets frozen is collected normally once unfrozen).
     """
     gc.freeze()
     try:
@@ -80,134 +61,170 @@ def long_lived_objects_frozen() -> Iterator[None]:
         gc.unfreeze()
 
 
-def _part_path(parts: Path, start: int) -> Path:
-    return parts / f"{start:012d}.csv"
+def with_storage_retries(operation: Callable[[], T], what: str) -> T:
+    """Run `operation`, retrying while the object store is unavailable; re-raise at the end."""
+    for delay in (*STORAGE_BACKOFF_S, None):
+        try:
+            return operation()
+        except storage.StorageUnavailable:
+            if delay is None:
+                raise
+            logger.warning("object storage unavailable during %s; retrying in %ss", what, delay)
+            time.sleep(delay)
+    raise AssertionError("unreachable")
 
 
-def _committed_parts(parts: Path, rows_done: int) -> list[Path]:
-    return sorted(p for p in parts.glob("*.csv") if int(p.stem) < rows_done)
+def job_prefix(job_id) -> str:
+    return f"jobs/{job_id}"
 
 
-def _drop_uncommitted_parts(parts: Path, rows_done: int) -> None:
-    for path in parts.glob("*"):
-        if not path.stem.isdigit() or int(path.stem) >= rows_done or path.suffix != ".csv":
-            path.unlink(missing_ok=True)
+def _score(job: BatchJob, predictor: Any, chunk: JobChunk) -> tuple[str, int]:
+    """Score one chunk into its part object; return (part key, failed rows)."""
+    rows = parsing.read_chunk(chunk.input, job.input_format, job.columns)
+    csv_columns = job.columns if job.input_format == parsing.CSV else None
+    lines = io.StringIO()
+    failed = score_chunk(predictor, rows, csv.writer(lines), csv_columns=csv_columns)
+    part = f"{job_prefix(job.pk)}/parts/{chunk.index:06d}-{chunk.attempts}.csv"
+    storage.put_bytes(part, lines.getvalue().encode("utf-8"))
+    return part, failed
 
 
-def _write_durably(path: Path, data: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as out:
-        out.write(data)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(path)
+def _process(job: BatchJob, predictor: Any, chunk: JobChunk) -> Commit | None:
+    """Score and commit one leased chunk; None when the store stayed down (lease released)."""
+    try:
+        part, failed = with_storage_retries(lambda: _score(job, predictor, chunk), "a chunk")
+    except storage.StorageUnavailable:
+        leases.release_chunk(chunk=chunk)
+        return None
+    outcome = leases.commit_chunk(chunk=chunk, part=part, rows_failed=failed)
+    if outcome is not Commit.COMMITTED:
+        with contextlib.suppress(storage.StorageUnavailable):
+            storage.delete(part)  # never referenced: the chunk's committed part is another
+    return outcome
 
 
-def _read_columns(job: BatchJob, features: list[str]) -> list[str]:
-    if job.input_format != parsing.CSV:
-        return list(features)
-    with parsing.open_text(Path(settings.DATA_DIR) / job.input_path) as handle:
-        header = next((row for row in csv.reader(handle) if row), [])
-    return [name.strip() for name in header]
+def write_results(*, job: BatchJob) -> str:
+    """Stream the committed parts, in chunk order, under a header into the results object."""
+    parts = JobChunk.objects.filter(job=job, done=True).order_by("index")
+    key = f"{job_prefix(job.pk)}/{RESULTS_NAME}"
+    with storage.open_write(key) as out:
+        header = io.StringIO()
+        csv.writer(header).writerow([*job.columns, "prediction", "error"])
+        out.write(header.getvalue().encode("utf-8"))
+        for part in parts.values_list("part", flat=True).iterator():
+            for block in storage.iter_read(storage.open_read(part)):
+                out.write(block)
+    return key
 
 
-def write_results(*, job: BatchJob, columns: list[str]) -> str:
-    """Concatenate the committed parts under a header into results.csv; return its path."""
-    directory = job_dir(job.id)
-    parts = _committed_parts(directory / "parts", job.rows_done)
-    final = directory / RESULTS_NAME
-    tmp = directory / (RESULTS_NAME + ".tmp")
-    with tmp.open("w", encoding="utf-8", newline="") as out:
-        csv.writer(out).writerow([*columns, "prediction", "error"])
-        out.flush()
-        for part in parts:
-            with part.open("rb") as src:
-                while block := src.read(1 << 20):
-                    out.buffer.write(block)
-        out.flush()
-        os.fsync(out.fileno())
-    tmp.replace(final)
-    return str(final.relative_to(settings.DATA_DIR))
+def _final_status(job: BatchJob) -> str | None:
+    if job.error:
+        return JobStatus.FAILED
+    if job.cancel_requested:
+        return JobStatus.CANCELLED
+    return JobStatus.SUCCEEDED if job.rows_done >= job.rows_total else None
 
 
-def _finish(job: BatchJob, status: str, columns: list[str], error: str = "") -> None:
-    """Write the results, then record the final state and any refund in one transaction."""
-    results_path = write_results(job=job, columns=columns) if job.rows_done else ""
-    with transaction.atomic():
-        BatchJob.objects.filter(pk=job.pk).update(
-            status=status, error=error[:2000], finished_at=timezone.now(), results_path=results_path
-        )
-        job.refresh_from_db()
-        if status != JobStatus.SUCCEEDED:
-            refund_unprocessed_rows(job=job)
-        emit_job_finished(job=job)
+def finish_job(*, job_id) -> bool:
+    """Write the results and record the final state, once; False if it is not time yet."""
+    if not leases.claim_finalization(job_id=job_id):
+        return False
+    try:
+        job = BatchJob.objects.get(pk=job_id)
+        status = _final_status(job)
+        if status is None:
+            return False
+        results = ""
+        if job.rows_done:
+            results = with_storage_retries(lambda: write_results(job=job), "the results")
+        with transaction.atomic():  # the final state and its refund are seen together
+            flipped = BatchJob.objects.filter(pk=job.pk, status=JobStatus.RUNNING).update(
+                status=status, finished_at=timezone.now(), results_path=results
+            )
+            if flipped and status != JobStatus.SUCCEEDED:
+                refund_unprocessed_rows(job=job)
+            if flipped:  # job.succeeded / job.failed webhooks, in the same transaction
+                job.refresh_from_db()
+                emit_job_finished(job=job)
+        if flipped and status == JobStatus.SUCCEEDED:
+            _drop_intermediates(job)
+        return bool(flipped)
+    except storage.StorageUnavailable:
+        logger.warning("job %s: results not written, object storage unavailable", job_id)
+        return False
+    finally:
+        leases.release_finalization(job_id=job_id)
 
 
-def _process(job: BatchJob) -> None:
-    version = job.model_version
-    predictor = get_predictor(version.model.name, version.version)
-    features = [feature["name"] for feature in predictor.schema]
-    columns = _read_columns(job, features)
-    csv_columns = columns if job.input_format == parsing.CSV else None
-    parts = job_dir(job.id) / "parts"
-    parts.mkdir(parents=True, exist_ok=True)
-    _drop_uncommitted_parts(parts, job.rows_done)
-    start = job.rows_done
-    chunk_rows = settings.MLAPI_JOB_CHUNK_ROWS
-    with parsing.open_text(Path(settings.DATA_DIR) / job.input_path) as handle:
-        records = itertools.islice(
-            parsing.iter_records(handle, job.input_format, columns), start, None
-        )
-        while chunk := list(itertools.islice(records, chunk_rows)):
-            lines = io.StringIO()
-            failed = score_chunk(predictor, chunk, csv.writer(lines), csv_columns=csv_columns)
-            _write_durably(_part_path(parts, start), lines.getvalue().encode("utf-8"))
-            advanced = BatchJob.objects.filter(
-                pk=job.pk, rows_done=start, status=JobStatus.RUNNING, cancel_requested=False
-            ).update(rows_done=F("rows_done") + len(chunk), rows_failed=F("rows_failed") + failed)
-            job.refresh_from_db()
-            if not advanced:
-                if job.cancel_requested and job.status == JobStatus.RUNNING:
-                    _finish(job, JobStatus.CANCELLED, columns)
-                return  # cancelled, or taken over: nothing more for this run
-            start += len(chunk)
-    _finish(job, JobStatus.SUCCEEDED, columns)
+def _drop_intermediates(job: BatchJob) -> None:
+    """After success only the results are kept: input chunks and parts go (best effort)."""
+    with contextlib.suppress(storage.StorageUnavailable):
+        for folder in ("input", "parts"):
+            storage.delete_prefix(f"{job_prefix(job.pk)}/{folder}")
+
+
+def _start(job: BatchJob) -> bool:
+    """Mark the job running (if it was queued); False if it is finished or stopping."""
+    BatchJob.objects.filter(pk=job.pk, status=JobStatus.QUEUED, cancel_requested=False).update(
+        status=JobStatus.RUNNING, started_at=timezone.now()
+    )
+    job.refresh_from_db()
+    return job.status == JobStatus.RUNNING
+
+
+def _work(job: BatchJob, predictor: Any, owner: str) -> None:
+    """Claim, score and commit chunks until the job is complete, stopped or out of reach."""
+    invited = False
+    while True:
+        state = BatchJob.objects.filter(pk=job.pk).values("status", "cancel_requested").first()
+        if state is None or state["status"] != JobStatus.RUNNING:
+            return
+        if state["cancel_requested"]:
+            finish_job(job_id=job.pk)
+            return
+        chunk = leases.claim_chunk(job_id=job.pk, owner=owner)
+        if chunk is None:
+            if not leases.has_pending_chunks(job.pk):
+                finish_job(job_id=job.pk)
+                return
+            time.sleep(WAIT_POLL_S)  # the rest is leased: wait, take over any lease that lapses
+            continue
+        if not invited:  # more chunks than takers so far: ask one more worker to join
+            invited = True
+            if leases.has_claimable_chunks(job.pk):
+                publishing.invite_another_worker(job.pk)
+        if _process(job, predictor, chunk) is None:
+            return  # the store is down: the chunk is released, housekeeping republishes
 
 
 def run_batch_job(*, job_id: str) -> None:
-    """The task body: run (or resume) one job unless it is finished or running elsewhere."""
+    """The task body: work on one job (with whichever other workers are on it) until done."""
     job = BatchJob.objects.filter(pk=job_id).select_related("model_version__model").first()
     if job is None or job.is_finished:
         return
-    with job_lock(job_dir(job.id)) as acquired:
-        if not acquired:
-            logger.info("job %s is running in another process", job.id)
-            return
-        job.refresh_from_db()
-        if job.is_finished:
-            return
-        if job.cancel_requested:
-            _finish(job, JobStatus.CANCELLED, _safe_columns(job))
-            return
-        BatchJob.objects.filter(pk=job.pk, status__in=[JobStatus.QUEUED, JobStatus.RUNNING]).update(
-            status=JobStatus.RUNNING, started_at=job.started_at or timezone.now()
-        )
-        job.refresh_from_db()
-        try:
-            with long_lived_objects_frozen():
-                _process(job)
-        except Exception as exc:  # a job fails cleanly, the worker lives on
-            logger.exception("job %s failed", job.id)
-            job.refresh_from_db()
-            _finish(job, JobStatus.FAILED, _safe_columns(job), _describe(exc))
-
-
-def _safe_columns(job: BatchJob) -> list[str]:
+    if not _start(job):
+        return
     try:
-        features = [f["name"] for f in job.model_version.input_schema.get("features", [])]
-        return _read_columns(job, features)
-    except Exception:  # noqa: BLE001 - the input itself may be what broke
-        return []
+        predictor = with_storage_retries(lambda: _load_predictor(job), "loading the model")
+        with long_lived_objects_frozen():
+            _work(job, predictor, leases.worker_id())
+    except storage.StorageUnavailable:  # still down after the retries: not the job's fault
+        logger.warning("job %s paused: object storage unavailable", job.pk)
+    except Exception as exc:  # a job fails cleanly, the worker lives on
+        logger.exception("job %s failed", job.pk)
+        leases.stop_job(job_id=job.pk, error=_describe(exc))
+        finish_job(job_id=job.pk)
+
+
+def _load_predictor(job: BatchJob) -> Any:
+    """The job's model; an artifact the store cannot serve right now is a retry, not a failure."""
+    version = job.model_version
+    try:
+        return get_predictor(version.model.name, version.version)
+    except ModelUnavailable as exc:
+        if isinstance(exc.__cause__, storage.ArtifactUnreachable):
+            raise storage.StorageUnavailable("object storage unavailable") from exc
+        raise
 
 
 def _describe(exc: Exception) -> str:

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from django.urls import reverse
+from django.utils import timezone
 from rest_framework import serializers
 
 from mlapi import fields
-from predictions.models import BatchJob
+from predictions.jobs import leases
+from predictions.models import BatchJob, JobStatus
 
 
 class JobSubmitSerializer(serializers.Serializer):
@@ -29,11 +31,19 @@ class JobSubmitSerializer(serializers.Serializer):
 
 
 class JobSerializer(serializers.ModelSerializer):
-    """A job as clients see it; `error` and `results_url` only when there is something to say."""
+    """A job as clients see it; `error` and `results_url` only when there is something to say.
+
+    Beyond the contract's members: `progress` (0..1), `rows_per_second` (rows processed per
+    second since the job started; null before), `eta_seconds` (the rest at that pace; 0 once
+    finished, null while unknown), `chunks_total` and `workers` (workers holding a chunk now).
+    """
 
     model = serializers.CharField(source="model_version.model.name")
     version = serializers.CharField(source="model_version.version")
     progress = serializers.SerializerMethodField()
+    rows_per_second = serializers.SerializerMethodField()
+    eta_seconds = serializers.SerializerMethodField()
+    workers = serializers.SerializerMethodField()
 
     class Meta:
         model = BatchJob
@@ -48,6 +58,10 @@ class JobSerializer(serializers.ModelSerializer):
             "rows_done",
             "rows_failed",
             "progress",
+            "rows_per_second",
+            "eta_seconds",
+            "chunks_total",
+            "workers",
             "created_at",
             "started_at",
             "finished_at",
@@ -56,6 +70,24 @@ class JobSerializer(serializers.ModelSerializer):
     def get_progress(self, job: BatchJob) -> float:
         """Fraction of rows processed, 0.0 to 1.0."""
         return round(job.rows_done / job.rows_total, 4) if job.rows_total else 0.0
+
+    def get_rows_per_second(self, job: BatchJob) -> float | None:
+        """Rows processed per second of the job's run so far (or of its whole run)."""
+        if job.started_at is None or not job.rows_done:
+            return None
+        elapsed = ((job.finished_at or timezone.now()) - job.started_at).total_seconds()
+        return round(job.rows_done / max(elapsed, 1e-3), 1)
+
+    def get_eta_seconds(self, job: BatchJob) -> float | None:
+        """Seconds until the last row at the current pace: 0 once finished, null if unknown."""
+        if job.is_finished:
+            return 0.0
+        rate = self.get_rows_per_second(job)
+        return round((job.rows_total - job.rows_done) / rate, 1) if rate else None
+
+    def get_workers(self, job: BatchJob) -> int:
+        """Workers holding a live lease on one of the job's chunks right now."""
+        return leases.live_workers(job.pk) if job.status == JobStatus.RUNNING else 0
 
     def to_representation(self, job: BatchJob) -> dict:
         data = super().to_representation(job)

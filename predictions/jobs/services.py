@@ -1,17 +1,21 @@
-"""Batch-job workflows: submit (store + check + charge + enqueue), cancel, retry, refund.
+"""Batch-job workflows: submit (store + check + charge + publish), cancel, retry, results.
 
 Quota: a job consumes `rows_total` units at submission, in the same database transaction that
-creates it, and gives back the rows it never processed (cancel, failure) exactly once, guarded
-by the `quota_refunded` flag flipped with a conditional UPDATE.
+creates it (and its chunks); refunds are refunds.py's. The input is cut into chunk objects in
+object storage before anything is charged, so a store that is down answers 503 with nothing
+charged, and a refused file leaves nothing behind.
+
+Layering (nothing imports upwards): tasks → housekeeping → services → runner → leases,
+publishing, parsing, scoring, refunds, storage. The task is published by name
+(publishing.py), so nothing imports the tasks module.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import shutil
 import uuid
-from pathlib import Path
+from typing import BinaryIO
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
@@ -20,18 +24,17 @@ from django.utils import timezone
 
 from keys import events as key_events
 from keys import limits
-from keys.models import Subscription
 from keys.principal import Principal
-from mlapi.exceptions import DomainError, ServiceUnavailable
+from mlapi.exceptions import DomainError
+from predictions import storage
 from predictions.inference import get_predictor
-from predictions.jobs import parsing
+from predictions.jobs import leases, parsing
+from predictions.jobs.publishing import BrokerUnavailable, enqueue_batch_job
+from predictions.jobs.refunds import refund_unprocessed_rows
+from predictions.jobs.runner import job_prefix
 from predictions.models import BatchJob, JobStatus, ModelVersion
 
 logger = logging.getLogger("mlapi.jobs")
-
-# Kept short: a submission waits for the broker at most about a second before answering 503.
-ENQUEUED_MARKER = "enqueued"
-PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25}
 
 
 class ModelNotInPlan(DomainError):
@@ -40,10 +43,6 @@ class ModelNotInPlan(DomainError):
     status = 403
     code = "permission_denied"
     title = "Forbidden"
-
-
-class BrokerUnavailable(ServiceUnavailable):
-    """The task could not be published: the broker is down or refuses connections."""
 
 
 class JobNotCancellable(DomainError):
@@ -62,53 +61,19 @@ class ResultsNotReady(DomainError):
     title = "Conflict"
 
 
-def jobs_root() -> Path:
-    return Path(settings.DATA_DIR) / "jobs"
-
-
-def job_dir(job_id: uuid.UUID | str) -> Path:
-    """Where a job's input, result parts, results file and lock live."""
-    return jobs_root() / str(job_id)
-
-
-def enqueue_batch_job(job_id: uuid.UUID | str) -> None:
-    """Publish the task for a committed job; raise BrokerUnavailable (503) when it cannot.
-
-    A connection of its own (not the pooled producer) so that a broker that went away is
-    noticed at once and a broker that came back is used at once.
-    """
-    from mlapi.celery import app
-    from predictions.tasks import run_batch_job
-
-    marker = job_dir(job_id) / ENQUEUED_MARKER
-    with contextlib.suppress(FileNotFoundError):  # files expired: the run will do nothing
-        marker.touch()  # when it was last published (housekeeping's stale-queue rule)
-    try:
-        with app.connection_for_write() as connection:
-            run_batch_job.apply_async(
-                args=[str(job_id)],
-                queue=settings.MLAPI_JOB_QUEUE or None,
-                connection=connection,
-                retry=True,
-                retry_policy=PUBLISH_RETRY_POLICY,
-            )
-    except Exception as exc:  # kombu, amqp, redis and sqlalchemy errors all differ
-        logger.warning("broker unavailable: %s", exc.__class__.__name__)
-        raise BrokerUnavailable(
-            "The job queue is unavailable; try again shortly.", headers={"Retry-After": "5"}
-        ) from exc
-
-
 def _store_input(
-    *, directory: Path, features: list[str], upload: UploadedFile | None, instances: list | None
+    *, prefix: str, features: list[str], upload: UploadedFile | None, instances: list | None
 ) -> parsing.StoredInput:
+    chunk_rows = settings.MLAPI_JOB_CHUNK_ROWS
     if upload is not None:
-        declared = parsing.detect_format(upload.name or "", upload.content_type)
-        path = parsing.save_upload(upload=upload, directory=directory)
-        return parsing.inspect_input(path=path, declared_format=declared, features=features)
+        return parsing.store_upload(
+            upload=upload, features=features, prefix=prefix, chunk_rows=chunk_rows
+        )
     if not isinstance(instances, list) or not instances:
         raise parsing.InvalidJobInput("Give a non-empty list of instances.", field="instances")
-    return parsing.write_instances(instances=instances, features=features, directory=directory)
+    return parsing.store_instances(
+        instances=instances, features=features, prefix=prefix, chunk_rows=chunk_rows
+    )
 
 
 def submit_batch_job(
@@ -122,8 +87,8 @@ def submit_batch_job(
     """Check the input as a whole, charge its rows to the quota, create the job and enqueue it.
 
     Raises ModelNotFound (404), ModelNotInPlan (403), InvalidJobInput (400), PayloadTooLarge
-    (413), UnsupportedFileType (415), QuotaExceeded (429) or ServiceUnavailable (503); on any
-    of them nothing is left behind: no job row, no file, no quota used.
+    (413), UnsupportedFileType (415), QuotaExceeded (429) or ServiceUnavailable (503: broker
+    or object storage); on any of them nothing is left behind: no job, no object, no quota.
     """
     if not principal.plan.covers(model_name):
         raise ModelNotInPlan(f"Your plan does not include the model {model_name!r}.")
@@ -133,11 +98,9 @@ def submit_batch_job(
     )
     features = [feature["name"] for feature in predictor.schema]
     job_id = uuid.uuid4()
-    directory = job_dir(job_id)
+    prefix = job_prefix(job_id)
     try:
-        stored = _store_input(
-            directory=directory, features=features, upload=upload, instances=instances
-        )
+        stored = _store_input(prefix=prefix, features=features, upload=upload, instances=instances)
         if stored.rows > principal.plan.max_job_rows:
             raise parsing.InvalidJobInput(
                 f"The input has {stored.rows} rows; your plan allows {principal.plan.max_job_rows}"
@@ -152,7 +115,8 @@ def submit_batch_job(
             filename=upload.name if upload is not None else "",
         )
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        with contextlib.suppress(storage.StorageUnavailable):
+            storage.delete_prefix(prefix)
         raise
 
 
@@ -173,12 +137,15 @@ def _create_and_enqueue(
                 subscription_id=principal.subscription_id,
                 api_key_id=principal.key_id,
                 model_version=model_version,
-                input_path=str(stored.path.relative_to(settings.DATA_DIR)),
+                input_path=f"{job_prefix(job_id)}/input/",
                 input_format=stored.input_format,
                 original_filename=filename[:255],
                 rows_total=stored.rows,
+                columns=stored.columns,
+                chunks_total=len(stored.chunks),
                 quota_period_start=period_start,
             )
+            leases.create_chunks(job=job, chunks=stored.chunks)
             transaction.on_commit(lambda: enqueue_batch_job(job_id), robust=False)
     except BrokerUnavailable:
         # The row committed before the publish failed: take it back with its quota.
@@ -188,33 +155,22 @@ def _create_and_enqueue(
     return job
 
 
-def results_file(*, job: BatchJob) -> Path:
-    """The job's results CSV on disk, or ResultsNotReady (409)."""
+def open_results(*, job: BatchJob) -> BinaryIO:
+    """The job's results CSV as a stream, opened now: ResultsNotReady (409), or 503."""
     if not job.results_path:
         raise ResultsNotReady(f"The job is {job.status}; its results are not ready.")
-    path = Path(settings.DATA_DIR) / job.results_path
-    if not path.is_file():
-        raise ResultsNotReady("The job's results have expired or are missing.")
-    return path
+    try:
+        return storage.open_read(job.results_path)
+    except storage.ObjectMissing as exc:
+        raise ResultsNotReady("The job's results have expired or are missing.") from exc
 
 
-def refund_unprocessed_rows(*, job: BatchJob) -> int:
-    """Give back the rows the job never processed, once; return how many were refunded."""
-    units = job.rows_total - job.rows_done
-    with transaction.atomic():
-        flipped = BatchJob.objects.filter(pk=job.pk, quota_refunded=False).update(
-            quota_refunded=True
-        )
-        if not flipped or units <= 0 or job.quota_period_start is None:
-            return 0
-        subscription = Subscription.objects.select_related("plan").get(pk=job.subscription_id)
-        principal = Principal.for_subscription(subscription, key_id=job.api_key_id)
-        limits.refund(principal=principal, units=units, period_start=job.quota_period_start)
-    return units
+results_file = open_results  # the name callers used when results were a local Path
 
 
 def cancel_batch_job(*, job: BatchJob) -> BatchJob:
-    """Ask a job to stop: a queued job is cancelled now, a running one at its next chunk."""
+    """Ask a job to stop: a queued job is cancelled now, a running one as soon as its workers
+    see it (before their next chunk; a chunk in flight is not committed), refunding the rest."""
     if job.status == JobStatus.CANCELLED:
         return job
     with transaction.atomic():

@@ -95,14 +95,13 @@ class JobDetailView(JobAPIView):
 
 
 class JobResultsView(JobAPIView):
-    """GET: the results CSV (input columns + prediction + error), streamed from disk."""
+    """GET: the results CSV (input columns + prediction + error), streamed from storage."""
 
     @extend_schema(responses={(200, "text/csv"): OpenApiTypes.BINARY} | problems(409))
     def get(self, request, job_id):
         job = self.get_job(request, job_id)
-        path = services.results_file(job=job)
         return FileResponse(
-            path.open("rb"),
+            services.open_results(job=job),
             as_attachment=True,
             filename=f"job-{job.pk}.csv",
             content_type="text/csv; charset=utf-8",
@@ -110,7 +109,7 @@ class JobResultsView(JobAPIView):
 
 
 class JobCancelView(JobAPIView):
-    """POST: cancel (queued: at once; running: at the next chunk). 409 once it has finished."""
+    """POST: cancel (queued: at once; running: before its next chunks). 409 once finished."""
 
     @extend_schema(request=None, responses=JOB | problems(409))
     def post(self, request, job_id):

@@ -13,6 +13,22 @@
     if (node) { node.textContent = value; }
   }
 
+  function duration(seconds) {
+    if (seconds < 60) { return Math.ceil(seconds) + " s"; }
+    if (seconds < 3600) { return Math.round(seconds / 60) + " min"; }
+    return (seconds / 3600).toFixed(1) + " h";
+  }
+
+  /* "41,230 rows/s · about 12 s left" while running; the average rate once finished. */
+  function speed(job) {
+    if (!job.rows_per_second) { return ""; }
+    var rate = Math.round(job.rows_per_second).toLocaleString() + " rows/s";
+    if (FINISHED[job.status]) { return rate; }
+    var workers = job.workers > 1 ? " on " + job.workers + " workers" : "";
+    var eta = job.eta_seconds === null ? "" : " · about " + duration(job.eta_seconds) + " left";
+    return rate + workers + eta;
+  }
+
   function update(row, job) {
     var progress = row.querySelector("progress");
     if (progress) {
@@ -22,6 +38,7 @@
     }
     text(row, "[data-field=rows]", job.rows_done + " / " + job.rows_total);
     text(row, "[data-field=failed]", String(job.rows_failed));
+    text(row, "[data-field=speed]", speed(job));
     var badge = row.querySelector("[data-field=status] .badge");
     if (badge) {
       badge.textContent = job.status;
@@ -52,7 +69,7 @@
       return response.json();
     }).then(function (job) {
       update(row, job);
-      window.setTimeout(function () { poll(row); }, INTERVAL_MS);
+      if (!FINISHED[job.status]) { window.setTimeout(function () { poll(row); }, INTERVAL_MS); }
     }).catch(function () {
       text(row, "[data-field=error]", "Live updates paused; reload the page to refresh.");
     });
