@@ -1,4 +1,4 @@
-"""`make run`: a small supervisor for gunicorn, the Celery worker and beat, and the gRPC server, in the foreground.
+"""`make run`: a small supervisor for gunicorn, Celery (worker, beat) and gRPC, in the foreground.
 
 `python -m mlapi.serve` runs every default role: web, worker, beat and grpc (the gRPC data plane
 on MLAPI_GRPC_PORT); `python -m mlapi.serve web`, `... worker`, `... beat` or `... grpc` runs

@@ -78,7 +78,6 @@ def _refuse(context, exc: BaseException, meter=None) -> None:
     context.abort(grpc_code(summary.status), f"{summary.code}: {summary.detail}")
 
 
-
 def peer_address(peer: str) -> str:
     """The address in a gRPC peer string: `ipv4:1.2.3.4:5`, `ipv6:[::1]:5` -> `1.2.3.4`, `::1`."""
     kind, _, rest = peer.partition(":")
@@ -87,6 +86,7 @@ def peer_address(peer: str) -> str:
     if kind == "ipv4":
         return rest.rpartition(":")[0]
     return ""
+
 
 class InferenceService:
     """The handlers; `generic_handler()` registers them under the KServe service name."""
