@@ -33,6 +33,8 @@ webhook_settings = webhook_support.webhook_settings  # the fixture
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
 usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
+job_storage = test_jobs_support.job_storage
+job_storage_session = test_jobs_support.job_storage_session
 
 
 @pytest.fixture(scope="module")
