@@ -8,6 +8,7 @@ what is delivered never exceeds what the (recovered) counter says.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -26,7 +27,13 @@ class Grant:
 
 
 def lease(
-    *, subscription_id: int, period_start: datetime, quota: int, need: int, want: int
+    *,
+    subscription_id: int,
+    period_start: datetime,
+    quota: int,
+    need: int,
+    want: int,
+    granting: Callable[[], None] = lambda: None,
 ) -> Grant:
     """Grant `min(want, remaining)` units if at least `need` remain, else none; durably.
 
@@ -40,6 +47,7 @@ def lease(
         row = cursor.fetchone()
     if row is not None and quota + int(row[1]) - int(row[0]) < need:
         return Grant(0, int(row[0]), int(row[1]))
+    granting()  # before the commit: a refusal from now on waits for these units
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
             cursor.execute("SET LOCAL synchronous_commit = on")

@@ -52,7 +52,9 @@ local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until'}
 
 # KEYS: bucket. ARGV: rate, burst, units, pool suffix, leaser token, busy ttl.
 # Token first (none: RATE_LIMITED, no quota touched); then `units` from the pool or, when the
-# pool is short, NEED_UNITS with the token not taken and lease=1 if this caller may lease.
+# pool is short, NEED_UNITS with the token not taken, and lease=1 if the caller holds the
+# claim to lease a whole lease size, 2 if it leases only what it lacks. Leases that find units
+# in the database register in `<pool>:inflight` (GRANTING, a sorted set of deadlines).
 # An admitted caller gets lease=1 when the pool ran below half a lease and nobody is leasing.
 ADMIT = (
     _PRELUDE
@@ -65,7 +67,8 @@ local avail = tonumber(p[1]) or 0
 local tokens = refilled(KEYS[1], rate, burst, now)
 if tokens < 1 then return reply(0, tokens, avail, p, 0, now) end
 if units > avail then
-  return reply(2, tokens, avail, p, claim(pool, p, ARGV[5], tonumber(ARGV[6]), now), now)
+  local lease = claim(pool, p, ARGV[5], tonumber(ARGV[6]), now)
+  return reply(2, tokens, avail, p, lease == 1 and 1 or 2, now)
 end
 tokens = tokens - 1
 save_bucket(KEYS[1], tokens, now, rate, burst)
@@ -84,8 +87,9 @@ return reply(1, tokens, avail, p, lease, now)
 # KEYS: bucket. ARGV: rate, burst, units, pool suffix, leaser token, lease id, granted, out,
 # limit, size, final, pool ttl. Adds a lease to the pool (once per lease id), releases the
 # leaser's claim, then admits `units` as ADMIT does (units=0: deposit only). `final` says the
-# database had no more: then a pool still short is QUOTA_EXCEEDED (token taken), else
-# NEED_UNITS (others used the deposit first; the caller tries again).
+# database had no more: then a pool still short is QUOTA_EXCEEDED (token taken) unless other
+# leases are still in flight (their units may arrive); otherwise NEED_UNITS (the caller tries
+# again).
 DEPOSIT = (
     _PRELUDE
     + """
@@ -106,12 +110,18 @@ if redis.call('HGET', pool, 'busy') == ARGV[5] then
   redis.call('HDEL', pool, 'busy', 'busy_until')
 end
 redis.call('EXPIRE', pool, tonumber(ARGV[12]))
+local inflight = pool .. ':inflight'
+redis.call('ZREM', inflight, ARGV[5])
+redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
+local others = redis.call('ZCARD', inflight)
 local p = redis.call('HMGET', pool, unpack(FIELDS))
 local avail = tonumber(p[1]) or 0
 if units == 0 then return reply(1, -1, avail, p, 0, now) end
 local tokens = refilled(KEYS[1], rate, burst, now)
 if tokens < 1 then return reply(0, tokens, avail, p, 0, now) end
-if units > avail and ARGV[11] ~= '1' then return reply(2, tokens, avail, p, 0, now) end
+if units > avail and (ARGV[11] ~= '1' or others > 0) then
+  return reply(2, tokens, avail, p, 0, now)
+end
 tokens = tokens - 1
 save_bucket(KEYS[1], tokens, now, rate, burst)
 if units > avail then return reply(3, tokens, avail, p, 0, now) end
@@ -130,6 +140,7 @@ local pool = 'mlapi:pool:' .. run_id() .. ':' .. ARGV[3]
 if redis.call('HGET', pool, 'busy') == ARGV[4] then
   redis.call('HDEL', pool, 'busy', 'busy_until')
 end
+redis.call('ZREM', pool .. ':inflight', ARGV[4])
 local p = redis.call('HMGET', pool, unpack(FIELDS))
 local tokens = refilled(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]), now)
 return reply(1, tokens, tonumber(p[1]) or 0, p, 0, now)
@@ -153,4 +164,15 @@ local pool = 'mlapi:pool:' .. string.match(redis.call('INFO', 'server'), 'run_id
 local n = tonumber(redis.call('HGET', pool, 'units')) or 0
 if n > 0 then redis.call('HINCRBY', pool, 'units', -n) end
 return n
+"""
+
+# ARGV: pool suffix, leaser token, ttl. Registers a lease that found units in the database
+# (before its transaction): until its deposit, a refusal for quota waits for its units.
+GRANTING = """
+local run = string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
+local t = redis.call('TIME')
+local key = 'mlapi:pool:' .. run .. ':' .. ARGV[1] .. ':inflight'
+redis.call('ZADD', key, tonumber(t[1]) + tonumber(ARGV[3]), ARGV[2])
+redis.call('EXPIRE', key, 3600)
+return 1
 """

@@ -4,8 +4,9 @@ A request's admit is one Lua script in Redis: a token from the bucket and its un
 subscription's pool, atomically. The pool holds units *leased* from the database: a lease
 adds them to `QuotaCounter.used` in a durable commit (keys.limits.leases) before they are
 deposited, so the database always counts at least what was delivered, whatever crashes.
-One lease in flight per pool (a claim in the pool, with a deadline); others wait for its
-deposit. Lease sizes adapt: doubled while leases come less than a second apart, halved when
+One claim per pool (with a deadline) to lease a whole lease; requests that find the pool short
+meanwhile lease only what they lack, and a refusal waits for leases still in flight.
+Lease sizes adapt: doubled while leases come less than a second apart, halved when
 they are rare, capped at `MLAPI_LIMITS_LEASE_FRACTION` of the quota and `MLAPI_LIMITS_LEASE_MAX`;
 a quiet subscription leases exactly what each request needs. A pool is shared by every node
 and process, so the last units of a period are never stranded in one of them.
@@ -14,6 +15,7 @@ See keys.limits.lua for the keys, docs/performance.md for the invariants and the
 
 from __future__ import annotations
 
+import logging
 import secrets
 import threading
 import time
@@ -29,9 +31,11 @@ from keys.limits import database, leases, lua
 from keys.limits.base import Limits, LimitsStore, Outcome, Step
 from mlapi.exceptions import ServiceUnavailable
 
+logger = logging.getLogger("mlapi.limits")
 BUCKET_KEY = "mlapi:bucket:{}"
 CLAIM_TTL_S = 2.0  # a leaser that died frees its claim after this
-WAIT_S = 5.0  # how long a request waits for someone else's lease before a 503
+INFLIGHT_TTL_S = 10.0  # a granting lease that died stops holding refusals back after this
+WAIT_S = 30.0  # a request refused only while others' leases are in flight retries this long
 POLL_S = 0.002
 GROW_BELOW_S, SHRINK_ABOVE_S = 1.0, 10.0
 OUTCOMES = {
@@ -50,7 +54,7 @@ class Reply:
     units: int  # in the pool, after the step
     out: int  # QuotaCounter.used as of the pool's last lease (-1: never leased)
     limit: int  # quota + extension as of that lease
-    lease: bool  # this caller holds the claim to lease
+    lease: int  # 1: this caller holds the claim to lease a whole lease; 2: what it lacks
     size: int
     at: float
     now: float
@@ -59,7 +63,7 @@ class Reply:
     def parse(cls, raw) -> Reply:
         code, tokens, units, out, limit, claim, size, at, now = raw
         return cls(
-            int(code), float(tokens), int(units), int(out), int(limit), bool(int(claim)),
+            int(code), float(tokens), int(units), int(out), int(limit), int(claim),
             int(size), float(at), float(now),
         )  # fmt: skip
 
@@ -83,7 +87,7 @@ class RedisLeaseStore(LimitsStore):
         while True:
             reply = self._call("admit", limits, units, token, CLAIM_TTL_S)
             if reply.code == lua.NEED_UNITS and reply.lease:
-                reply = self._lease_and_admit(limits, units, reply, token)
+                reply = self._lease_and_admit(limits, units, reply, token, whole=reply.lease == 1)
             elif reply.code == lua.ADMITTED and reply.lease:
                 self._lease_ahead(limits, reply, token)
             if reply.code != lua.NEED_UNITS:
@@ -144,11 +148,19 @@ class RedisLeaseStore(LimitsStore):
 
     # --- leases ----------------------------------------------------------------------------
 
-    def _lease_and_admit(self, limits: Limits, units: int, reply: Reply, token: str) -> Reply:
-        """Lease what this request lacks (and more, per the lease size), deposit, admit."""
+    def _lease_and_admit(
+        self, limits: Limits, units: int, reply: Reply, token: str, *, whole: bool
+    ) -> Reply:
+        """Lease what this request lacks (the claim holder: a whole lease), deposit, admit.
+
+        Requests without the claim lease in parallel (PostgreSQL queues them on the row lock),
+        only what they lack: no request waits behind another's lease, and only the claim
+        holder can add units beyond what requests need.
+        """
         need = units - reply.units
-        size = self._next_size(limits, reply)
-        grant = self._lease(limits, reply, token, need=need, want=max(need, size))
+        size = self._next_size(limits, reply) if whole else max(1, reply.size)
+        want = max(need, size) if whole else need
+        grant = self._lease(limits, reply, token, need=need, want=want)
         return self._deposit(limits, units, grant, size, token, final=grant.units == 0)
 
     def _lease_ahead(self, limits: Limits, reply: Reply, token: str) -> None:
@@ -168,6 +180,9 @@ class RedisLeaseStore(LimitsStore):
                 quota=limits.quota,
                 need=need,
                 want=want,
+                granting=lambda: self._run(
+                    "granting", [], [self._suffix(limits), token, INFLIGHT_TTL_S]
+                ),
             )
         except DatabaseError as exc:
             self._call("release", limits, None, token, None)
@@ -228,7 +243,7 @@ class RedisLeaseStore(LimitsStore):
                     )
                     self._scripts = {
                         key: self._client.register_script(getattr(lua, key.upper()))
-                        for key in ("admit", "deposit", "release", "refund", "drain")
+                        for key in ("admit", "deposit", "release", "refund", "drain", "granting")
                     }
                 scripts = self._scripts
         return scripts[name]
@@ -243,6 +258,7 @@ class RedisLeaseStore(LimitsStore):
 
 
 def _unavailable(exc: Exception | None) -> ServiceUnavailable:
+    logger.warning("limits store unavailable: %s", exc or "waited too long for leases")
     return ServiceUnavailable(
         "The limits store is unavailable; try again shortly.", headers={"Retry-After": "1"}
     )
