@@ -222,6 +222,7 @@ def start_mlapi(env: dict, log_dir: Path, *, workers: int, with_worker: bool) ->
     """`make run`'s server (mlapi.serve: gunicorn + Celery worker), or its web role alone."""
     port = free_port()
     env = {**env, "HOST": "127.0.0.1", "PORT": str(port), "WEB_CONCURRENCY": str(workers)}
+    env.setdefault("MLAPI_GRPC_PORT", str(free_port()))  # all roles include the gRPC server
     # mlapi.serve is `make run`'s entry point; its "web" role is gunicorn alone.
     args = [PYTHON, "-m", "mlapi.serve", *([] if with_worker else ["web"])]
     proc, log_path = _spawn("mlapi", args, env, log_dir)
