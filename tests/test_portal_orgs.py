@@ -105,3 +105,11 @@ def test_a_removed_members_session_gets_404_at_once(team):
     assert session.get("/portal/orgs/acme/members/").status_code == 200
     logged_in(owner).post(f"/portal/orgs/acme/members/{dev.pk}/remove/")
     assert session.get("/portal/orgs/acme/members/").status_code == 404
+
+
+def test_a_viewer_cannot_run_batch_jobs_in_the_portal(team):
+    org, owner, viewer, dev = team  # noqa: RUF059
+    client = logged_in(viewer)
+    client.post("/portal/orgs/switch/", {"slug": "acme"})
+    assert client.get("/portal/jobs/").status_code == 200
+    assert client.post("/portal/jobs/", {"model": "iris"}).status_code == 403

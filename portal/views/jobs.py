@@ -10,11 +10,12 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, JsonRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from keys import roles
 from keys.principal import Principal
 from mlapi import protocols
 from mlapi.exceptions import DomainError, ServiceUnavailable
 from portal.forms import JobUploadForm
-from portal.views.common import add_service_error, render_form, subscriber_required
+from portal.views.common import add_service_error, render_form, require_role, subscriber_required
 from predictions import dataplane
 from predictions.jobs.serializers import JobSerializer
 from predictions.jobs.services import ResultsNotReady, cancel_batch_job, open_results
@@ -44,6 +45,8 @@ def jobs(request: HttpRequest) -> HttpResponse:
     form = JobUploadForm(
         request.POST or None, request.FILES or None, model_names=_model_names(subscription)
     )
+    if request.method == "POST":
+        require_role(request, roles.JOBS)  # viewers read jobs, they do not run them
     if request.method == "POST" and not subscription.is_active:
         return render(request, "portal/jobs.html", _context(form, subscription), status=403)
     if request.method == "POST" and form.is_valid():
@@ -87,6 +90,7 @@ def _context(form: JobUploadForm, subscription) -> dict:
 def job_cancel(request: HttpRequest, job_id) -> HttpResponse:
     """Cancel a queued job now or a running one at its next chunk; unused rows are refunded."""
     job = _own_job(request, job_id)
+    require_role(request, roles.JOBS)
     try:
         cancel_batch_job(job=job)
     except DomainError as exc:
