@@ -65,7 +65,7 @@ def test_developers_do_not_manage_webhooks_in_the_portal(client):
 
 
 def test_a_member_opts_out_of_one_alert_email(client):
-    _subscription, owner, _ = org_with_owner()
+    _, owner, _ = org_with_owner()
     client.force_login(owner)
     page = client.get("/portal/alerts/")
     assert page.status_code == 200 and page.content.count(b"checked") == 3
