@@ -86,17 +86,18 @@ def agreeing(task: str, answer: list, shadow: list) -> int:
 
 def score(model: str, version: str, shadow: str, columns: list, predictions: list) -> None:
     """Score one mirrored request with the shadow version and count its agreement."""
-    from django.db import close_old_connections
+    from django.db import connections
 
     from predictions.inference import get_predictor
 
-    close_old_connections()  # this thread's connection, if a route load needed one
     try:
         predictor = get_predictor(model, shadow)
         result = predictor.predict(columns)
     except Exception:  # noqa: BLE001 - missing, retired, failing or timed-out shadow
         SHADOW_REQUESTS.labels(model, version, shadow, "failed").inc()
         return
+    finally:
+        connections.close_all()  # this thread's own, if a route load opened one
     agreed = agreeing(predictor.task, predictions, result.predictions)
     SHADOW_REQUESTS.labels(model, version, shadow, "scored").inc()
     SHADOW_INSTANCES.labels(model, version, shadow, "agree").inc(agreed)
