@@ -74,7 +74,7 @@ def test_sigkilled_worker_leaves_the_job_to_the_next_with_every_row_exactly_once
     assert response.status_code == 202, response.content
     job_id = response.json()["id"]
     wait_for(lambda: BatchJob.objects.get(pk=job_id).rows_done >= 500, timeout=90)
-    assert has_live_lease(job_id)  # a live worker holds a chunk: recovery leaves it alone
+    assert has_live_lease(job_id)  # a live worker is on it: recovery leaves it alone
     assert job_id not in recover_orphaned_jobs()
     first.kill()
     killed = BatchJob.objects.get(pk=job_id)
