@@ -166,7 +166,8 @@ def test_beat_is_a_role_of_its_own_and_no_worker_runs_it(tmp_path):
     worker = serve._worker_command()
     assert "worker" in worker and "--beat" not in worker and "-B" not in worker
     env = {**os.environ, "MLAPI_DATA_DIR": str(tmp_path), "DJANGO_DEBUG": "1"}
-    env.pop("MLAPI_OBJECT_STORAGE", None)
+    for name in ("MLAPI_OBJECT_STORAGE", "DATABASE_URL", "CELERY_BROKER_URL", "REDIS_URL"):
+        env.pop(name, None)  # its own embedded broker: what it schedules reaches nobody else
     beat = subprocess.Popen(
         [sys.executable, "-m", "mlapi.serve", "beat"],
         cwd=serve.BASE_DIR,

@@ -92,7 +92,7 @@ def test_a_storage_blip_during_a_run_is_retried_and_the_job_succeeds(
     time.sleep(2.5)  # longer than one request's retries: the runner's backoff has to carry it
     assert BatchJob.objects.get(pk=job_id).status == JobStatus.RUNNING
     proxied_s3.up()
-    job = wait_finished(job_id, timeout=120)
+    job = wait_finished(job_id, timeout=400)
     assert job.status == JobStatus.SUCCEEDED, job.error + worker.log_text()
     assert "object storage unavailable" in worker.log_text()
     assert_every_row_once_in_order(client, key, job_id, rows)
@@ -115,7 +115,7 @@ def test_a_worker_sigkilled_mid_upload_of_a_part_costs_no_row(
     victim.kill()  # mid-upload: the part's request is half-sent
     proxied_s3.up()
     worker_process()
-    job = wait_finished(job_id, timeout=120)
+    job = wait_finished(job_id, timeout=400)
     assert job.status == JobStatus.SUCCEEDED, job.error
     assert_every_row_once_in_order(client, key, job_id, rows)
 

@@ -112,10 +112,15 @@ def has_pending_chunks(job_id) -> bool:
 
 
 def has_live_lease(job_id) -> bool:
-    """Whether some worker is working on the job right now (a chunk or its finishing step)."""
+    """Whether some worker is on the job right now: it holds a chunk or the finishing step,
+    or committed a chunk less than a lease period ago (it is about to claim the next)."""
     now = timezone.now()
-    chunk_held = JobChunk.objects.pending().filter(job_id=job_id, lease_expires_at__gt=now).exists()
-    return chunk_held or BatchJob.objects.filter(pk=job_id, finalizing_until__gt=now).exists()
+    chunks = JobChunk.objects.filter(job_id=job_id)
+    if chunks.filter(done=False, lease_expires_at__gt=now).exists():
+        return True
+    if chunks.filter(committed_at__gt=now - lease_duration()).exists():
+        return True
+    return BatchJob.objects.filter(pk=job_id, finalizing_until__gt=now).exists()
 
 
 def live_workers(job_id) -> int:
