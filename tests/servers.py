@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import requests
 from django.conf import settings
@@ -40,7 +41,42 @@ def database_url() -> str:
     return f"postgres://{auth}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
 
 
-class GunicornServer:
+class ServerProcess:
+    """A server the test started as a child process (`self.process`, output in `self.log`):
+    a context manager whose `stop()` sends SIGTERM (graceful) and kills it if it hangs."""
+
+    process: subprocess.Popen | None
+    log: IO[bytes]
+
+    def start(self) -> ServerProcess:
+        raise NotImplementedError
+
+    def stop(self, timeout: float = 30.0) -> int | None:
+        """SIGTERM (graceful: in-flight requests finish, usage is flushed); kill if it hangs."""
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def log_text(self) -> str:
+        self.log.flush()
+        return Path(self.log.name).read_text(errors="replace")[-20000:]
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+        self.log.close()
+
+
+class GunicornServer(ServerProcess):
     """One gunicorn master (sync workers by default) serving mlapi on 127.0.0.1:<free port>."""
 
     def __init__(
@@ -90,32 +126,8 @@ class GunicornServer:
         self.stop()
         raise AssertionError(f"gunicorn did not come up:\n{self.log_text()}")
 
-    def stop(self, timeout: float = 30.0) -> int | None:
-        """SIGTERM (graceful: in-flight requests finish, usage is flushed); kill if it hangs."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
 
-    def log_text(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-20000:]
-
-    def __enter__(self) -> GunicornServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-        self.log.close()
-
-
-class GrpcServer:
+class GrpcServer(ServerProcess):
     """The gRPC data plane (`python -m predictions.grpc`, the `grpc` role) on a free port.
 
     Same database and data dir as this test process; `start()` waits until the standard health
@@ -168,26 +180,3 @@ class GrpcServer:
                 channel.close()
         self.stop()
         raise AssertionError(f"the gRPC server did not come up:\n{self.log_text()}")
-
-    def stop(self, timeout: float = 30.0) -> int | None:
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
-
-    def log_text(self) -> str:
-        self.log.flush()
-        return Path(self.log.name).read_text(errors="replace")[-20000:]
-
-    def __enter__(self) -> GrpcServer:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
-        self.log.close()
