@@ -35,7 +35,9 @@ class OrgAuditView(OrgAPIView):
         responses=AuditEntryOutput(many=True),
     )
     def get(self, request, slug: str):
-        query = AuditQuery(data=request.query_params)
+        # A plain dict: DRF treats an empty value in a QueryDict as absent (`?since=` would be
+        # silently ignored); here it is the 400 the schema promises.
+        query = AuditQuery(data=request.query_params.dict())
         query.is_valid(raise_exception=True)
         entries = audit_entries(organization_id=self.organization.pk, **query.validated_data)
         page = self.paginate_queryset(entries)

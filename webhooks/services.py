@@ -53,7 +53,7 @@ def _audit(action: str, endpoint: WebhookEndpoint, *, actor, ip, changes) -> Non
 @transaction.atomic
 def create_webhook_endpoint(
     *, organization: Organization, url: str, events: list[str], description: str = "",
-    actor=None, ip=None,
+    is_active: bool = True, actor=None, ip=None,
 ) -> tuple[WebhookEndpoint, str]:  # fmt: skip
     """A new endpoint and its secret (`whsec_...`), which is returned here only."""
     url, events = clean_url(url), clean_events(events)
@@ -65,6 +65,7 @@ def create_webhook_endpoint(
         url=url,
         events=events,
         description=description,
+        is_active=is_active,
         secret_encrypted=crypto.encrypt_secret(secret),
     )
     changes = {"url": url, "events": events}
