@@ -27,6 +27,7 @@ from keys import limits
 from keys.principal import Principal
 from mlapi.exceptions import DomainError
 from predictions import storage
+from predictions.errors import NotPermitted
 from predictions.inference import get_predictor
 from predictions.jobs import leases, parsing
 from predictions.jobs.publishing import BrokerUnavailable, enqueue_batch_job
@@ -35,14 +36,6 @@ from predictions.jobs.runner import job_prefix
 from predictions.models import BatchJob, JobStatus, ModelVersion
 
 logger = logging.getLogger("mlapi.jobs")
-
-
-class ModelNotInPlan(DomainError):
-    """The subscriber's plan does not cover the requested model."""
-
-    status = 403
-    code = "permission_denied"
-    title = "Forbidden"
 
 
 class JobNotCancellable(DomainError):
@@ -86,12 +79,12 @@ def submit_batch_job(
 ) -> BatchJob:
     """Check the input as a whole, charge its rows to the quota, create the job and enqueue it.
 
-    Raises ModelNotFound (404), ModelNotInPlan (403), InvalidJobInput (400), PayloadTooLarge
+    Raises ModelNotFound (404), NotPermitted (403), InvalidJobInput (400), PayloadTooLarge
     (413), UnsupportedFileType (415), QuotaExceeded (429) or ServiceUnavailable (503: broker
     or object storage); on any of them nothing is left behind: no job, no object, no quota.
     """
     if not principal.plan.covers(model_name):
-        raise ModelNotInPlan(f"Your plan does not include the model {model_name!r}.")
+        raise NotPermitted(f"Your plan does not include the model {model_name!r}.")
     predictor = get_predictor(model_name, version)
     model_version = ModelVersion.objects.get(
         model__name=predictor.model_name, version=predictor.version
