@@ -8,9 +8,12 @@ body carries both contract shapes at once: the problem members (`type`, `title`,
 
 from __future__ import annotations
 
+import contextlib
+
 import orjson
 from gunicorn import util
 from gunicorn.http import errors
+from gunicorn.http.body import LengthReader
 from gunicorn.workers.gthread import ThreadWorker as GunicornThreadWorker
 from gunicorn.workers.sync import SyncWorker as GunicornSyncWorker
 
@@ -60,8 +63,38 @@ class ContractErrorsMixin:
         super().handle_error(req, client, addr, exc)
 
 
+def request_fully_read(req) -> bool:
+    """Whether every byte of the request's body has left the kernel's receive buffer."""
+    reader = getattr(getattr(req, "body", None), "reader", None)
+    return isinstance(reader, LengthReader) and reader.length == 0
+
+
 class SyncWorker(ContractErrorsMixin, GunicornSyncWorker):
-    """gunicorn's sync worker (what `make run` uses) with JSON refusals."""
+    """gunicorn's sync worker (what `make run` uses) with JSON refusals and a prompt close.
+
+    After each response gunicorn's sync worker half-closes the connection and then waits, up
+    to 2 s, for the client to close its side (`util.close_graceful`): unread request bytes
+    in the kernel's buffer would otherwise make `close()` send a RST that can cut the
+    response short. The worker can serve nobody during that wait, one loopback round trip
+    plus the client's reaction per request. When the whole body was read, there is nothing
+    to reset on, so the connection is closed at once; otherwise (a refusal before the body
+    was read) gunicorn's graceful close runs as before.
+    """
+
+    def handle_request(self, listener, req, client, addr):
+        super().handle_request(listener, req, client, addr)
+        if request_fully_read(req):
+            close_promptly(client)  # gunicorn's close_graceful then finds it closed
+
+
+def close_promptly(client) -> None:
+    """Close after taking whatever the client already sent beyond the request (one syscall
+    when there is none), so nothing unread is left to turn the close into a reset."""
+    with contextlib.suppress(OSError):
+        client.setblocking(False)
+        while client.recv(65536):
+            pass
+    client.close()
 
 
 class ThreadWorker(ContractErrorsMixin, GunicornThreadWorker):

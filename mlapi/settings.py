@@ -415,6 +415,7 @@ MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 # gRPC data plane (predictions.grpc, the `grpc` role of `python -m mlapi.serve`).
 MLAPI_GRPC_PORT = env_int("MLAPI_GRPC_PORT", 8001)
 MLAPI_GRPC_THREADS = env_int("MLAPI_GRPC_THREADS", 8)
+MLAPI_GRPC_REUSEPORT = env_bool("MLAPI_GRPC_REUSEPORT")  # set by mlapi.serve
 MLAPI_GRPC_GRACE_S = env_float("MLAPI_GRPC_GRACE_S", 10.0)
 MLAPI_GRPC_TLS_CERT = os.environ.get("MLAPI_GRPC_TLS_CERT", "")  # PEM files; both or neither
 MLAPI_GRPC_TLS_KEY = os.environ.get("MLAPI_GRPC_TLS_KEY", "")

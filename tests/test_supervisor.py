@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -209,3 +210,51 @@ def test_two_nodes_workers_on_one_broker_both_stay_up(live_demo_models, tmp_path
     finally:
         codes = [node.stop() for node in nodes]
     assert codes == [0, 0]
+
+
+def infer_answers(address: str, key: str) -> bool:
+    """One iris ModelInfer on a new connection (so the kernel picks a copy afresh)."""
+    import grpc
+    from tritonclient.grpc import service_pb2_grpc
+
+    from tests.grpc_support import call, iris_request
+
+    with grpc.insecure_channel(address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        return call(stub, iris_request(), key, timeout=10)[1] == grpc.StatusCode.OK
+
+
+def test_grpc_copies_share_one_port_and_a_killed_copy_is_replaced(live_demo_models, tmp_path):
+    plan = PlanFactory(rate=1000.0, burst=1000, quota=100_000)
+    key = ApiKeyFactory(subscription=SubscriptionFactory(plan=plan)).plaintext
+    grpc_port = free_port()
+    address = f"127.0.0.1:{grpc_port}"
+    env = {"MLAPI_GRPC_PROCESSES": "2", "MLAPI_GRPC_PORT": str(grpc_port)}
+    supervisor = Supervisor(tmp_path, "grpc", env=env).start()
+    try:
+        assert wait_for(lambda: len(supervisor.pids("grpc")) == 2, 30), supervisor.text()
+        assert wait_for(lambda: infer_answers(address, key), 60), supervisor.text()
+        first, second = supervisor.pids("grpc")
+        assert wait_for(lambda: supervisor.text().count("gRPC data plane on") == 2, 60)
+        assert all(infer_answers(address, key) for _ in range(10))
+        assert not gone(first) and not gone(second)  # both bound the port, neither crashed
+        assert len(supervisor.pids("grpc")) == 2, supervisor.text()
+        os.kill(first, signal.SIGKILL)
+        assert wait_for(lambda: gone(first), 10)
+        assert all(infer_answers(address, key) for _ in range(10))  # the other copy serves
+        assert wait_for(lambda: len(supervisor.pids("grpc")) == 3, 30), supervisor.text()
+        assert f"grpc (pid {first}) was killed by SIGKILL" in supervisor.text()
+    finally:
+        assert supervisor.stop() == 0
+
+
+def test_grpc_copies_refuse_to_join_whatever_holds_their_port(tmp_path):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        env = {"MLAPI_GRPC_PROCESSES": "2", "MLAPI_GRPC_PORT": str(taken.getsockname()[1])}
+        supervisor = Supervisor(tmp_path, "grpc", env=env).start()
+        assert supervisor.process.wait(timeout=60) == 1
+        supervisor.stop()
+    assert "already in use" in supervisor.text()
+    assert "started grpc" not in supervisor.text()

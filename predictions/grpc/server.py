@@ -7,8 +7,9 @@ and sockets do not survive a fork.
 
 Settings: MLAPI_GRPC_PORT (default 8001) on HOST, MLAPI_GRPC_THREADS (handler threads,
 default 8), MLAPI_GRPC_TLS_CERT + MLAPI_GRPC_TLS_KEY (PEM files: TLS instead of plaintext),
-MLAPI_MAX_REQUEST_BYTES (message limit), MLAPI_GRPC_GRACE_S (seconds in-flight calls get on
-SIGTERM, default 10).
+MLAPI_MAX_REQUEST_BYTES (message limit), MLAPI_GRPC_REUSEPORT (share the port with sibling
+processes: set by `mlapi.serve` for MLAPI_GRPC_PROCESSES > 1), MLAPI_GRPC_GRACE_S (seconds
+in-flight calls get on SIGTERM, default 10).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def server_options() -> list[tuple[str, int]]:
     return [
         ("grpc.max_receive_message_length", limit + LIMIT_SLACK_BYTES),
         ("grpc.max_send_message_length", max(limit, 64 << 20)),
-        ("grpc.so_reuseport", 0),  # a second server on the same port is an error, not a split
+        # A second server on the same port is an error, not a split; except between the
+        # copies `mlapi.serve` starts (MLAPI_GRPC_PROCESSES), which checks the port first.
+        ("grpc.so_reuseport", 1 if settings.MLAPI_GRPC_REUSEPORT else 0),
     ]
 
 
