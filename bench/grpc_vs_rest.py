@@ -3,7 +3,8 @@
     .venv/bin/python bench/grpc_vs_rest.py [--seconds 10] [--connections 16] [--keepalive]
 
 One fresh data dir (SQLite, production settings), gunicorn (`mlapi.serve web`, 2 sync workers)
-and the gRPC server (`python -m predictions.grpc`), both metered and recorded like production.
+and the gRPC servers (`python -m predictions.grpc`, `--grpc-processes` of them on one port as
+`make run` starts them), both metered and recorded like production.
 Cases: one iris row and a 1,000-row FP64 batch, each over REST (`POST /api/v1/models/iris/
 predict`, wrk) and over gRPC (`ModelInfer` with raw contents, h2load with a prebuilt
 length-prefixed body). h2load cannot read `grpc-status`, so answers and errors are counted from
@@ -19,7 +20,6 @@ import argparse
 import json
 import re
 import shutil
-import socket
 import sqlite3
 import struct
 import subprocess
@@ -52,20 +52,26 @@ def grpc_body(rows: int) -> bytes:
     return b"\0" + struct.pack(">I", len(message)) + message
 
 
-def start_grpc(env: dict, log_dir: Path) -> tuple[servers.Server, int]:
+def start_grpc(env: dict, log_dir: Path, processes: int = 1) -> tuple[list[servers.Server], int]:
+    """`processes` gRPC servers on one port (SO_REUSEPORT, as `mlapi.serve` runs them)."""
     port = servers.free_port()
     env = {**env, "HOST": "127.0.0.1", "MLAPI_GRPC_PORT": str(port)}
-    proc, log = servers._spawn("grpc", [servers.PYTHON, "-m", "predictions.grpc"], env, log_dir)
+    if processes > 1:
+        env["MLAPI_GRPC_REUSEPORT"] = "1"
+    started = []
+    for n in range(processes):
+        command = [servers.PYTHON, "-m", "predictions.grpc"]
+        proc, log = servers._spawn(f"grpc-{n}", command, env, log_dir)
+        started.append(servers.Server(f"grpc-{n}", f"127.0.0.1:{port}", proc, log))
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the gRPC server exited:\n{log.read_text()[-3000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return servers.Server("grpc", f"127.0.0.1:{port}", proc, log), port
-        except OSError:
-            time.sleep(0.2)
-    raise RuntimeError("the gRPC server did not come up")
+        for server in started:
+            if server.proc.poll() is not None:
+                raise RuntimeError(f"a gRPC server exited:\n{server.log_path.read_text()[-3000:]}")
+        if all("gRPC data plane on" in s.log_path.read_text() for s in started):
+            return started, port
+        time.sleep(0.2)
+    raise RuntimeError("the gRPC servers did not come up")
 
 
 def run_h2load(url: str, body: Path, key: str, *, connections: int, seconds: float) -> dict:
@@ -137,6 +143,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seconds", type=float, default=10)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--keepalive", action="store_true")
+    parser.add_argument(
+        "--grpc-processes", type=int, default=2, help="gRPC servers on the port (make run: 2)"
+    )
     args = parser.parse_args(argv)
     servers.stop_cleanly_on_signals()
     tmp = Path(tempfile.mkdtemp(prefix="mlapi-grpc-bench-"))
@@ -148,9 +157,10 @@ def main(argv: list[str]) -> int:
     try:
         web = servers.start_mlapi(env, tmp, workers=2, with_worker=False)
         running.append(web)
-        rpc, port = start_grpc(env, tmp)
-        running.append(rpc)
-        pids = [web.proc.pid, rpc.proc.pid]
+        rpcs, port = start_grpc(env, tmp, args.grpc_processes)
+        running += rpcs
+        rpc_pids = [rpc.proc.pid for rpc in rpcs]
+        pids = [web.proc.pid, *rpc_pids]
         url = f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"
         for label, rows in ROWS.items():
             case = rest_case(web.base_url, key, rows)
@@ -186,7 +196,7 @@ def main(argv: list[str]) -> int:
                 "REST v1 JSON, 1 row, gthread (keep-alive)",
                 lambda: loadgen.run_case(case, connections=args.connections,
                                          seconds=args.seconds),
-                [web.proc.pid, rpc.proc.pid], db, last_id, args.seconds,
+                [web.proc.pid, *rpc_pids], db, last_id, args.seconds,
             )  # fmt: skip
             results.append(row)
     finally:
