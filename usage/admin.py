@@ -32,13 +32,14 @@ class UsageRecordAdmin(ReadOnlyAdmin):
     )
     list_filter = ("protocol", "status", "error_code", "plan_name", "model_name")
     search_fields = (
+        "subscription__organization__slug",
         "subscription__user__username",
         "model_name",
         "error_code",
         "path",
         "key__prefix",
     )
-    list_select_related = ("subscription__user", "subscription__plan", "key")
+    list_select_related = ("subscription__organization", "subscription__plan", "key")
     show_full_result_count = False  # COUNT(*) over millions of rows per page view is wasteful
 
 
@@ -50,11 +51,18 @@ class DailyUsageAdmin(ReadOnlyAdmin):
         "subscription",
         "key_id",
         "model_name",
+        "model_version",
+        "protocol",
         "requests",
         "predictions",
         "errors",
         "throttled",
     )
-    list_filter = ("model_name", "subscription__plan")
-    search_fields = ("subscription__user__username", "model_name")
-    list_select_related = ("subscription__user", "subscription__plan")
+    list_filter = ("protocol", "model_name", "subscription__plan")
+    search_fields = (
+        "subscription__organization__slug",
+        "subscription__user__username",
+        "model_name",
+        "model_version",
+    )
+    list_select_related = ("subscription__organization", "subscription__plan")

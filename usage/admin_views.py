@@ -33,7 +33,8 @@ def _csv_lines(rows: Iterator[dict]) -> Iterator[str]:
 
 
 def _filters(data: dict) -> dict:
-    return {k: data.get(k) or "" for k in ("plan", "subscriber", "model", "status")}
+    names = ("plan", "subscriber", "model", "version", "protocol", "status")
+    return {k: data.get(k) or "" for k in names}
 
 
 def _csv_query(request: HttpRequest) -> str:
@@ -43,7 +44,8 @@ def _csv_query(request: HttpRequest) -> str:
 
 
 def usage_report(request: HttpRequest) -> HttpResponse:
-    """Chart of requests/errors/throttled per day, top subscribers and models, CSV export."""
+    """Chart of requests/errors/throttled per day, top subscribers, models and protocols, the
+    rows by subscriber, model, version and protocol, and their CSV export."""
     form = ReportFilterForm(request.GET)  # every field is optional: no query = defaults
     valid = form.is_valid()
     data = form.cleaned_data if valid else {}

@@ -119,11 +119,13 @@ class DailyUsageQuerySet(models.QuerySet):
 
 
 class DailyUsage(models.Model):
-    """Per day, subscription, key and model: counters and a latency histogram.
+    """Per day, subscription, key, model, version and protocol: counters and a latency histogram.
 
     `key_id` is 0 for requests made with a JWT (0 rather than NULL so the unique constraint,
     and the upsert's ON CONFLICT target, treat all of them as one key). `model_name` is empty
-    for requests that named no model.
+    for requests that named no model, `model_version` for those no version answered.
+    `model_version` and `protocol` are empty on rollups written before they were recorded, so
+    readers must sum over them: one (day, subscription, key, model) can have several rows.
     """
 
     day = models.DateField()
@@ -132,6 +134,10 @@ class DailyUsage(models.Model):
     )
     key_id = models.PositiveBigIntegerField(default=0, help_text="0 means a JWT.")
     model_name = models.CharField(max_length=64, blank=True)
+    model_version = models.CharField(max_length=32, blank=True)
+    protocol = models.CharField(
+        max_length=10, choices=Protocol.choices, blank=True, help_text="Empty on older rollups."
+    )
     requests = models.PositiveBigIntegerField(default=0)
     predictions = models.PositiveBigIntegerField(default=0)
     errors = models.PositiveBigIntegerField(default=0)
@@ -144,16 +150,17 @@ class DailyUsage(models.Model):
 
     class Meta:
         verbose_name_plural = "daily usage"
-        ordering = ["-day", "subscription_id", "key_id", "model_name"]
+        ordering = ["-day", "subscription_id", "key_id", "model_name", "model_version", "protocol"]
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "subscription", "key_id", "model_name"],
-                name="one_rollup_per_day_key_model",
+                fields=["day", "subscription", "key_id", "model_name", "model_version", "protocol"],
+                name="one_rollup_per_day_key_model_version_protocol",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.day} sub {self.subscription_id} key {self.key_id} {self.model_name}"
+        model = f"{self.model_name}@{self.model_version}" if self.model_version else self.model_name
+        return f"{self.day} sub {self.subscription_id} key {self.key_id} {model} {self.protocol}"
 
     def latency_counts(self) -> list[int]:
         return [getattr(self, name) for name in LATENCY_FIELDS]

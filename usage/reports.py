@@ -1,7 +1,9 @@
 """The operators' usage report (admin): filters, a per-day series and grouped rows.
 
 Read from `DailyUsage` rollups only, so a year of traffic costs a grouped scan of at most
-(days x subscribers x keys x models) rows, never of raw records.
+(days x subscribers x keys x models x versions x protocols) rows, never of raw records.
+A subscriber is the subscription's organization, by slug (a personal organization's slug is its
+user's name). Rollups from before versions and protocols were recorded show both as "-".
 """
 
 from __future__ import annotations
@@ -12,11 +14,12 @@ from datetime import date, timedelta
 from itertools import islice
 
 from django import forms
-from django.db.models import F, QuerySet, Sum
+from django.core.validators import RegexValidator
+from django.db.models import F, Q, QuerySet, Sum
 from django.utils import timezone
 
 from keys.models import Plan
-from usage.models import LATENCY_FIELDS, DailyUsage, percentile_from_histogram
+from usage.models import LATENCY_FIELDS, DailyUsage, Protocol, percentile_from_histogram
 from usage.selectors import days_between
 
 MAX_DAYS = 366
@@ -31,6 +34,8 @@ CSV_COLUMNS = (
     "subscriber",
     "plan",
     "model",
+    "version",
+    "protocol",
     "requests",
     "predictions",
     "errors",
@@ -41,14 +46,31 @@ CSV_COLUMNS = (
 )
 
 
+PROTOCOL_CHOICES = [("", "any protocol"), *Protocol.choices]
+PROTOCOL_LABELS = dict(Protocol.choices)
+NOT_RECORDED = "not recorded (older rollups)"
+SUBSCRIBER = "subscription__organization__slug"
+SUBSCRIBER_NAME = "subscription__organization__name"
+PLAN = "subscription__plan__name"
+
+
 class ReportFilterForm(forms.Form):
-    """`?start=&end=[&plan=&subscriber=&model=&status=]`; the last 30 days by default."""
+    """`?start=&end=[&plan=&subscriber=&model=&version=&protocol=&status=]`; the last 30 days
+    by default."""
 
     start = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
     end = forms.DateField(required=False, input_formats=["%Y-%m-%d"])
     plan = forms.ChoiceField(required=False)
-    subscriber = forms.CharField(required=False, max_length=150, help_text="username")
+    subscriber = forms.CharField(
+        required=False, max_length=150, help_text="organization slug or username"
+    )
     model = forms.CharField(required=False, max_length=64)
+    version = forms.CharField(
+        required=False,
+        max_length=32,
+        validators=[RegexValidator(r"^\S+$", "A version has no spaces.")],
+    )
+    protocol = forms.ChoiceField(required=False, choices=PROTOCOL_CHOICES)
     status = forms.ChoiceField(required=False, choices=STATUS_CHOICES)
 
     def __init__(self, *args, **kwargs) -> None:
@@ -67,15 +89,36 @@ class ReportFilterForm(forms.Form):
         return {**data, "start": start, "end": end}
 
 
-def filtered_rollups(*, start: date, end: date, plan="", subscriber="", model="", status=""):
-    """The DailyUsage rows the report's filters select."""
+def filtered_rollups(
+    *,
+    start: date,
+    end: date,
+    plan: str = "",
+    subscriber: str = "",
+    model: str = "",
+    version: str = "",
+    protocol: str = "",
+    status: str = "",
+) -> QuerySet:
+    """The DailyUsage rows the report's filters select.
+
+    `subscriber` is an organization's slug (any case) or a user's name (their personal
+    organization, whose slug is the name unless that was taken when it was made).
+    """
     rows = DailyUsage.objects.between(start, end)
     if plan:
         rows = rows.filter(subscription__plan__name=plan)
     if subscriber:
-        rows = rows.filter(subscription__user__username=subscriber)
+        rows = rows.filter(
+            Q(subscription__organization__slug__iexact=subscriber)
+            | Q(subscription__user__username=subscriber)
+        )
     if model:
         rows = rows.filter(model_name=model)
+    if version:
+        rows = rows.filter(model_version=version)
+    if protocol:
+        rows = rows.filter(protocol=protocol)
     if status == "ok":
         rows = rows.filter(requests__gt=F("errors") + F("throttled"))
     elif status == "error":
@@ -135,16 +178,30 @@ def daily_series(rows: QuerySet, start: date, end: date, status: str = "") -> di
     }
 
 
+def _subscriber(values: dict) -> dict:
+    return {
+        "subscriber": values[SUBSCRIBER],
+        "subscriber_name": values[SUBSCRIBER_NAME],
+        "plan": values[PLAN],
+    }
+
+
+def _protocol(values: dict) -> dict:
+    code = values["protocol"]
+    return {"protocol": code or "-", "protocol_label": PROTOCOL_LABELS.get(code, NOT_RECORDED)}
+
+
 def grouped_rows(rows: QuerySet, status: str = "") -> Iterator[dict]:
-    """One row per subscriber and model, busiest first (the table and the CSV)."""
-    group = ("subscription__user__username", "subscription__plan__name", "model_name")
+    """One row per subscriber, model, version and protocol, busiest first (table and CSV)."""
+    group = (SUBSCRIBER, SUBSCRIBER_NAME, PLAN, "model_name", "model_version", "protocol")
     for values in _summed(rows, *group).iterator(chunk_size=500):
         yield _row(
             values,
             status,
-            subscriber=values["subscription__user__username"],
-            plan=values["subscription__plan__name"],
+            **_subscriber(values),
             model=values["model_name"] or "-",
+            version=values["model_version"] or "-",
+            **_protocol(values),
         )
 
 
@@ -154,6 +211,7 @@ class UsageReport:
     totals: dict
     top_subscribers: list[dict]
     top_models: list[dict]
+    by_protocol: list[dict]
     rows: list[dict]
 
 
@@ -163,13 +221,8 @@ def build_report(*, start: date, end: date, top: int = 10, **filters) -> UsageRe
     status = filters.get("status", "")
     totals_values = rows.aggregate(**{f"{n}_total": Sum(n) for n in (*COUNTERS, *LATENCY_FIELDS)})
     subscribers = [
-        _row(
-            v,
-            status,
-            subscriber=v["subscription__user__username"],
-            plan=v["subscription__plan__name"],
-        )
-        for v in _summed(rows, "subscription__user__username", "subscription__plan__name")[:top]
+        _row(v, status, **_subscriber(v))
+        for v in _summed(rows, SUBSCRIBER, SUBSCRIBER_NAME, PLAN)[:top]
     ]
     models = [
         _row(v, status, model=v["model_name"] or "-") for v in _summed(rows, "model_name")[:top]
@@ -179,5 +232,6 @@ def build_report(*, start: date, end: date, top: int = 10, **filters) -> UsageRe
         totals=_row(totals_values, status),
         top_subscribers=subscribers,
         top_models=models,
+        by_protocol=[_row(v, status, **_protocol(v)) for v in _summed(rows, "protocol")],
         rows=list(islice(grouped_rows(rows, status), 200)),
     )

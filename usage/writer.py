@@ -1,8 +1,8 @@
 """The one database write of usage: raw records + rollup upserts, in a single transaction.
 
-Rollups are aggregated in memory per (day, subscription, key, model) and applied with
-`INSERT ... ON CONFLICT (...) DO UPDATE SET x = x + excluded.x` (SQLite >= 3.24 and
-PostgreSQL), so concurrent writers in any number of processes add up exactly. Rows are sent in
+Rollups are aggregated in memory per (day, subscription, key, model, version, protocol) and
+applied with `INSERT ... ON CONFLICT (...) DO UPDATE SET x = x + excluded.x` (SQLite >= 3.24
+and PostgreSQL), so concurrent writers in any number of processes add up exactly. Rows are sent in
 key order so two PostgreSQL writers lock them in the same order and cannot deadlock.
 """
 
@@ -29,7 +29,7 @@ COUNTER_FIELDS = (
     "response_bytes",
     *LATENCY_FIELDS,
 )
-KEY_FIELDS = ("day", "subscription_id", "key_id", "model_name")
+KEY_FIELDS = ("day", "subscription_id", "key_id", "model_name", "model_version", "protocol")
 UPSERT_BATCH = 200  # rows per statement: stays under SQLite's bound-parameter limit
 
 
@@ -41,12 +41,19 @@ def outcome_counts(status: int) -> tuple[int, int]:
 
 
 def aggregate(events: Iterable[UsageEvent]) -> dict[tuple, list[float]]:
-    """Sum events into rollup deltas keyed by (day, subscription_id, key_id or 0, model)."""
+    """Sum events into rollup deltas keyed as KEY_FIELDS (key_id 0 for a JWT)."""
     rows: dict[tuple, list[float]] = {}
     width = len(COUNTER_FIELDS)
     first_bucket = COUNTER_FIELDS.index(LATENCY_FIELDS[0])
     for event in events:
-        key = (event.time.date(), event.subscription_id, event.key_id or 0, event.model_name[:64])
+        key = (
+            event.time.date(),
+            event.subscription_id,
+            event.key_id or 0,
+            event.model_name[:64],
+            event.model_version[:32],
+            event.protocol,
+        )
         row = rows.get(key)
         if row is None:
             row = rows[key] = [0] * width
