@@ -2,12 +2,12 @@
 
     .venv/bin/python bench/restrictions_overhead.py [--calls 100000] [--rounds 5]
 
-Times `keys.restrictions.check_request` (what each data-plane call site runs) on a DRF request
-whose `auth` is a cached `Principal`, for keys that are unrestricted (the common case: one
+Times `predictions.dataplane.check_key_restrictions` (what every protocol's call runs) on a
+request meter carrying a cached `Principal`, for keys that are unrestricted (the common case: one
 identity check), restricted by model + scope, and restricted by model + scope + 3 CIDRs +
-an origin (client IP parsed from REMOTE_ADDR each call). A call to an empty function is the
-baseline. Also counts the database queries of a warm authenticated request with a fully
-restricted key (must be 0: the restrictions travel on the cached key), and times parsing a
+an origin (client IP worked out from the meter's peer address each call). A call to an empty
+function is the baseline. Also counts the database queries of a warm authenticated request with
+a fully restricted key (must be 0: the restrictions travel on the cached key), and times parsing a
 key's restrictions on a cache miss (`KeyRestrictions.from_key`, once per key per second).
 Medians of the per-round means; the box is shared, so compare rows of the same run only.
 """
@@ -59,16 +59,14 @@ def main() -> None:
     setup_django()
     from django.contrib.auth import get_user_model
     from django.db import connection
-    from django.test import RequestFactory
     from django.test.utils import CaptureQueriesContext
-    from rest_framework.request import Request
 
     from keys import keycache
-    from keys.authentication import ApiKeyAuthentication
     from keys.models import ApiKey, Plan
     from keys.principal import KeyRestrictions
-    from keys.restrictions import check_request
     from keys.services import create_api_key, subscribe
+    from mlapi import protocols
+    from predictions import dataplane
 
     user = get_user_model().objects.create_user(username="bench", email="b@example.com")
     subscription = subscribe(user=user, plan=Plan.objects.get(name="pro"))
@@ -82,29 +80,24 @@ def main() -> None:
             "allowed_origins": ["https://app.example.com"],
         },
     }
-    factory = RequestFactory()
     rows = []
 
-    def noop(request, *, scope, model=None):
+    def noop(meter, *, scope, model=None):
         return None
 
     for label, restrictions in keys.items():
         _, plaintext = create_api_key(subscription=subscription, restrictions=restrictions)
-        django_request = factory.post(
-            "/api/v1/models/iris/predict",
-            HTTP_X_API_KEY=plaintext,
-            HTTP_ORIGIN="https://app.example.com",
-            REMOTE_ADDR="203.0.113.7",
-        )
-        request = Request(django_request)
+        meter = dataplane.start_call(protocol=protocols.V1, method="POST", path="/predict")
+        meter.peer, meter.origin = "203.0.113.7", "https://app.example.com"
         keycache.clear()
-        ApiKeyAuthentication().authenticate(request)  # warm the key cache
+        dataplane.authenticate(meter, api_key=plaintext, authorization=None)  # warm the cache
         with CaptureQueriesContext(connection) as queries:
-            user_, principal = ApiKeyAuthentication().authenticate(request)
-            request._user, request._auth = user_, principal
-            check_request(request, scope="predict", model="iris")
-        call = lambda r=request: check_request(r, scope="predict", model="iris")  # noqa: E731
-        base = lambda r=request: noop(r, scope="predict", model="iris")  # noqa: E731
+            dataplane.authenticate(meter, api_key=plaintext, authorization=None)
+            dataplane.check_key_restrictions(meter, scope="predict", model="iris")
+        call = lambda m=meter, check=dataplane.check_key_restrictions: check(  # noqa: E731
+            m, scope="predict", model="iris"
+        )
+        base = lambda m=meter: noop(m, scope="predict", model="iris")  # noqa: E731
         rows.append((label, per_call_us(call, args.calls, args.rounds),
                      per_call_us(base, args.calls, args.rounds), len(queries)))  # fmt: skip
     api_key = ApiKey.objects.order_by("-id").first()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from keys.clientip import client_ip as request_client_ip
 from keys.errors import Forbidden, invalid
 from keys.principal import SCOPES, UNRESTRICTED, Principal
 
@@ -41,26 +40,6 @@ def check_restrictions(
             raise KeyRestricted(f"This API key may not be used from {client_ip}.")
     if r.origins and (origin or "").lower() not in r.origins:
         raise KeyRestricted("This API key may not be used from this origin.")
-
-
-def check_request(request, *, scope: str, model: str | None = None) -> None:
-    """`check_restrictions` for a DRF request: one line at each data-plane call site.
-
-    The client IP and Origin are only looked at for restricted keys.
-    """
-    principal = request.auth
-    if not isinstance(principal, Principal):
-        return
-    r = principal.restrictions
-    if r is UNRESTRICTED:
-        return
-    check_restrictions(
-        principal,
-        model=model,
-        scope=scope,
-        client_ip=request_client_ip(request) if r.networks else "",
-        origin=request.META.get("HTTP_ORIGIN", "") if r.origins else "",
-    )
 
 
 # --- validation (key creation and PATCH) ---
