@@ -13,11 +13,11 @@ from rest_framework.response import Response
 
 from keys import roles, serializers, services
 from keys.clientip import client_ip
-from keys.errors import Forbidden
 from keys.models import ApiKey
 from keys.org_access import OrgAPIView
 from keys.org_serializers import KeyUpdateInput, OrgKeyCreateInput
 from keys.views import ManagementAPIView
+from mlapi.exceptions import Forbidden
 
 
 def _with_plaintext(api_key: ApiKey, plaintext: str) -> dict:

@@ -13,9 +13,9 @@ from django.http import Http404
 
 from keys import roles
 from keys.clientip import client_ip
-from keys.errors import Forbidden
 from keys.models import Membership
 from keys.views import ManagementAPIView
+from mlapi.exceptions import Forbidden
 
 
 def membership_for(user, slug: str) -> Membership | None:

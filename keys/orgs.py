@@ -18,7 +18,6 @@ from django.utils import timezone
 
 from audit.services import record_action
 from keys import keycache
-from keys.errors import Conflict, Forbidden, NotFound, invalid
 from keys.models import (
     INVITATION_VALIDITY,
     Invitation,
@@ -30,6 +29,7 @@ from keys.models import (
     SubscriptionStatus,
 )
 from keys.roles import may_assign
+from mlapi.exceptions import Conflict, Forbidden, NotFound, invalid
 
 SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?\Z")
 ACCEPT_PATH = "/portal/invitations/accept?token="  # the portal's accept page (by URL only)

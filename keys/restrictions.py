@@ -10,8 +10,8 @@ from __future__ import annotations
 import ipaddress
 from urllib.parse import urlsplit
 
-from keys.errors import Forbidden, invalid
 from keys.principal import SCOPES, UNRESTRICTED, Principal
+from mlapi.exceptions import Forbidden, invalid
 
 MAX_ITEMS = 50
 

@@ -18,8 +18,6 @@ from django.utils import timezone
 from audit.services import record_action
 from keys import crypto, keycache
 from keys import events as key_events
-from keys.errors import InvalidRequest  # noqa: F401 (imported from here by callers)
-from keys.errors import invalid as _invalid
 from keys.limits import period_bounds
 from keys.models import (
     ApiKey,
@@ -32,6 +30,8 @@ from keys.models import (
     SubscriptionStatus,
 )
 from keys.restrictions import clean_restrictions
+from mlapi.exceptions import InvalidRequest  # noqa: F401 (imported from here by callers)
+from mlapi.exceptions import invalid as _invalid
 
 DEFAULT_PLAN = "free"
 

@@ -65,6 +65,46 @@ class PayloadTooLarge(DomainError):
     title = "Payload too large"
 
 
+# The generic refusals every app raises (each app's own errors subclass these).
+
+
+class InvalidRequest(DomainError):
+    """A request that is well-formed but not acceptable (400 validation_error)."""
+
+    status = 400
+    code = "validation_error"
+    title = "Validation failed"
+
+
+class Conflict(DomainError):
+    """The object's state forbids it: the last owner, a job already finished (409 conflict)."""
+
+    status = 409
+    code = "conflict"
+    title = "Conflict"
+
+
+class NotFound(DomainError):
+    """An unknown object, or one of another organization (404 not_found)."""
+
+    status = 404
+    code = "not_found"
+    title = "Not found"
+
+
+class Forbidden(DomainError):
+    """The caller may not do this: role, plan or key restrictions (403 permission_denied)."""
+
+    status = 403
+    code = "permission_denied"
+    title = "Permission denied"
+
+
+def invalid(field: str, message: str) -> InvalidRequest:
+    """A 400 naming the field at fault."""
+    return InvalidRequest(message, errors=[{"field": field, "message": message}])
+
+
 STATUS_TITLES = {
     400: "Bad request",
     401: "Unauthorized",

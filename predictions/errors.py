@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from mlapi.exceptions import DomainError
+from mlapi.exceptions import DomainError, Forbidden, NotFound
 
 
-class ModelNotFound(DomainError):
+class ModelNotFound(NotFound):
     """No model (or no such version of it) in the registry."""
 
-    status = 404
-    code = "not_found"
-    title = "Not found"
 
-
-class NotPermitted(DomainError):
-    """The caller may not do this: the plan does not cover the model, or the key forbids it."""
-
-    status = 403
-    code = "permission_denied"
-    title = "Forbidden"
+class NotPermitted(Forbidden):
+    """The caller's plan does not cover the model."""
 
 
 class ModelRetired(ModelNotFound):

@@ -11,8 +11,8 @@ from django.db import transaction
 
 from audit.services import record_action
 from events.services import PING, SUBSCRIBABLE, emit_event
-from keys.errors import invalid
 from keys.models import Organization
+from mlapi.exceptions import invalid
 from webhooks import crypto, dispatch
 from webhooks.models import Delivery, WebhookEndpoint
 from webhooks.urlguard import BlockedURL, check_url

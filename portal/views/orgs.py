@@ -15,10 +15,9 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from keys import orgs, roles
 from keys.audit_views import audit_entries
-from keys.errors import invalid
 from keys.models import Invitation, Membership, Role
 from keys.org_access import membership_for
-from mlapi.exceptions import DomainError
+from mlapi.exceptions import DomainError, invalid
 from portal.forms import InvitationForm, OrganizationForm, RoleForm
 from portal.views.common import ORG_SESSION_KEY, add_service_error, audit_context, render_form
 

@@ -25,7 +25,7 @@ from django.utils import timezone
 from keys import events as key_events
 from keys import limits
 from keys.principal import Principal
-from mlapi.exceptions import DomainError
+from mlapi.exceptions import Conflict
 from predictions import storage
 from predictions.errors import NotPermitted
 from predictions.inference import get_predictor
@@ -38,20 +38,12 @@ from predictions.models import BatchJob, JobStatus, ModelVersion
 logger = logging.getLogger("mlapi.jobs")
 
 
-class JobNotCancellable(DomainError):
+class JobNotCancellable(Conflict):
     """Cancel (or retry) asked of a job in a state that does not allow it."""
 
-    status = 409
-    code = "conflict"
-    title = "Conflict"
 
-
-class ResultsNotReady(DomainError):
+class ResultsNotReady(Conflict):
     """Results asked of a job that has not produced any yet."""
-
-    status = 409
-    code = "conflict"
-    title = "Conflict"
 
 
 def _store_input(
