@@ -21,7 +21,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from predictions import artifacts
+from predictions import artifacts, storage
 from predictions.errors import ArtifactRejected, ModelNotFound, ModelRetired, ModelUnavailable
 from predictions.models import ModelVersion, Runtime
 from predictions.runtimes import Columns, OnnxRunner, SklearnRunner
@@ -128,6 +128,12 @@ def _build(mv: ModelVersion) -> Predictor:
         data = artifacts.read_verified(mv.artifact, mv.sha256)
         estimator = artifacts.load_skops(data)
         return Predictor(mv, SklearnRunner(estimator, features, mv.model.task))
+    except storage.ArtifactUnreachable as exc:  # a store away, not a broken model: 503 as such
+        logger.warning("cannot load %s: %s", mv, exc)
+        raise storage.StorageUnavailable(
+            f"Object storage is unavailable; model {mv} cannot be loaded right now.",
+            headers={"Retry-After": "5"},
+        ) from exc
     except (OSError, ArtifactRejected) as exc:
         logger.error("cannot load %s: %s", mv, exc)
         raise ModelUnavailable(f"Model {mv} cannot be loaded right now.") from exc

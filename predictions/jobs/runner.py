@@ -28,7 +28,6 @@ from django.db import transaction
 from django.utils import timezone
 
 from predictions import storage
-from predictions.errors import ModelUnavailable
 from predictions.inference import get_predictor
 from predictions.jobs import leases, parsing, publishing
 from predictions.jobs.events import emit_job_finished
@@ -217,14 +216,10 @@ def run_batch_job(*, job_id: str) -> None:
 
 
 def _load_predictor(job: BatchJob) -> Any:
-    """The job's model; an artifact the store cannot serve right now is a retry, not a failure."""
+    """The job's model; an artifact the store cannot serve right now is StorageUnavailable (a
+    retry, not a failure: see predictions.inference)."""
     version = job.model_version
-    try:
-        return get_predictor(version.model.name, version.version)
-    except ModelUnavailable as exc:
-        if isinstance(exc.__cause__, storage.ArtifactUnreachable):
-            raise storage.StorageUnavailable("object storage unavailable") from exc
-        raise
+    return get_predictor(version.model.name, version.version)
 
 
 def _describe(exc: Exception) -> str:
