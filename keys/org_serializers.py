@@ -6,12 +6,13 @@ from rest_framework import serializers
 
 from keys.models import Invitation, Membership, Role
 from keys.serializers import KeyCreateInput
+from mlapi import fields
 
 
 class OrgCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=150)
-    slug = serializers.CharField(max_length=50, required=False)
-    plan = serializers.SlugField(max_length=50, required=False)
+    name = fields.CharField(max_length=150)
+    slug = fields.CharField(max_length=50, required=False)
+    plan = fields.SlugField(max_length=50, required=False)
 
 
 class MemberOutput(serializers.ModelSerializer):
@@ -27,12 +28,12 @@ class MemberOutput(serializers.ModelSerializer):
 
 class RoleInput(serializers.Serializer):
     # A plain string: the service answers unknown roles with a message listing the real ones.
-    role = serializers.CharField(max_length=20)
+    role = fields.CharField(max_length=20)
 
 
 class InvitationInput(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    role = serializers.CharField(max_length=20, default=Role.DEVELOPER)
+    email = fields.EmailField(max_length=254)
+    role = fields.CharField(max_length=20, default=Role.DEVELOPER)
 
 
 class InvitationOutput(serializers.ModelSerializer):
@@ -48,7 +49,7 @@ class InvitationOutput(serializers.ModelSerializer):
 
 
 class AcceptInput(serializers.Serializer):
-    token = serializers.CharField(max_length=200)
+    token = fields.CharField(max_length=200)
 
 
 class RestrictionsInput(serializers.Serializer):
@@ -72,7 +73,7 @@ class OrgKeyCreateInput(KeyCreateInput, RestrictionsInput):
 class KeyUpdateInput(RestrictionsInput):
     """PATCH: `{name?, models?, scopes?, allowed_ips?, allowed_origins?}`."""
 
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    name = fields.CharField(max_length=100, required=False, allow_blank=True)
 
 
 class AuditQuery(serializers.Serializer):
