@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from tests.factories import usage_event as event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.writer import write_events
 
 pytestmark = pytest.mark.django_db

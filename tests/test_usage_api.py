@@ -9,12 +9,12 @@ from django.test import Client
 
 from keys.models import QuotaCounter
 from tests.factories import usage_event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.models import DailyUsage, UsageRecord
 from usage.selectors import daily_usage, recent_errors
 from usage.writer import write_events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_usage_support")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.usage")]
 
 TODAY = datetime.now(UTC).date()
 
