@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keys.models import Invitation, Membership, Role
+from keys.principal import SCOPES
+from keys.restrictions import MAX_ITEMS
 from keys.serializers import KeyCreateInput
 from mlapi import fields
 
@@ -52,13 +55,38 @@ class AcceptInput(serializers.Serializer):
     token = fields.CharField(max_length=200)
 
 
-class RestrictionsInput(serializers.Serializer):
-    """§10 fields, passed through raw: `keys.restrictions` validates them with precise paths."""
+def _string_list(items: dict | None = None, **schema) -> dict:
+    """The OpenAPI schema of a restriction: a list of strings (`keys.restrictions` rules)."""
+    items = items or {"type": "string", "minLength": 1}
+    return {"type": "array", "items": items, "maxItems": MAX_ITEMS} | schema
 
-    models = serializers.JSONField(required=False, allow_null=True)
-    scopes = serializers.JSONField(required=False)
-    allowed_ips = serializers.JSONField(required=False)
-    allowed_origins = serializers.JSONField(required=False)
+
+@extend_schema_field(_string_list(minItems=1))  # allow_null adds the null
+class ModelsField(serializers.JSONField):
+    """`models`: names within the plan, or null for all it covers."""
+
+
+@extend_schema_field(_string_list({"type": "string", "enum": list(SCOPES)}, minItems=1))
+class ScopesField(serializers.JSONField):
+    """`scopes`: any of predict, jobs, models:read."""
+
+
+@extend_schema_field(_string_list())
+class StringListField(serializers.JSONField):
+    """`allowed_ips` (CIDRs), `allowed_origins` (https://host[:port])."""
+
+
+class RestrictionsInput(serializers.Serializer):
+    """§10 fields, passed through raw: `keys.restrictions` validates them with precise paths.
+
+    (The fields only say what the OpenAPI document shows: a bare JSONField allowing null came
+    out as `oneOf: [{}, {type: null}]`, which a null matches twice and so violates.)
+    """
+
+    models = ModelsField(required=False, allow_null=True)
+    scopes = ScopesField(required=False)
+    allowed_ips = StringListField(required=False)
+    allowed_origins = StringListField(required=False)
 
     RESTRICTIONS = ("models", "scopes", "allowed_ips", "allowed_origins")
 
