@@ -39,11 +39,19 @@ ONLY = os.environ.get("MLAPI_FUZZ_ONLY", "")
 CHECKS = REGISTERED_CHECKS.get_all()
 # positive_data_acceptance also takes a 400 `validation_error` naming the field, for the rules
 # OpenAPI cannot state: start after end, expires_at in the past, a job's file or instances,
-# NUL characters, values outside a model's input schema. Any other 400 to schema-valid data
-# fails (see `refused_positive`); every other check runs with schemathesis' defaults.
+# NUL characters, values outside a model's input schema, usage days before 1970 or in 9999. Any
+# other 400 to schema-valid data fails (see `refused_positive`). negative_data_rejection also
+# counts the documented refusals of an oversized request as rejections: 413, 414 (a generated
+# query longer than the server's request line) and 431. Every other check runs with
+# schemathesis' defaults.
 CONFIG = SchemathesisConfig.from_dict(
-    {"checks": {"positive_data_acceptance": {
-        "expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 429]}}}
+    {"checks": {
+        "positive_data_acceptance": {
+            "expected-statuses": ["2xx", "3xx", 400, 401, 403, 404, 409, 429]},
+        "negative_data_rejection": {
+            "expected-statuses": [400, 401, 403, 404, 405, 406, 409, 413, 414, 415, 422, 428,
+                                  429, 431, "5xx"]},
+    }}
 )  # fmt: skip
 
 pytestmark = [
