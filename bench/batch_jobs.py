@@ -58,7 +58,7 @@ def configure(args: argparse.Namespace) -> tuple[Path, object]:
     sys.path.insert(0, str(BASE_DIR))
     moto = None
     if args.storage == "s3":
-        from tests.objectstore import MotoServer, storage_env
+        from tests.support.objectstore import MotoServer, storage_env
 
         moto = MotoServer()
         moto.client().create_bucket(Bucket="bench")

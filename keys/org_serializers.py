@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from keys.models import Invitation, Membership, Role
+from keys.principal import SCOPES
+from keys.restrictions import MAX_ITEMS
 from keys.serializers import KeyCreateInput
+from mlapi import fields
 
 
 class OrgCreateInput(serializers.Serializer):
-    name = serializers.CharField(max_length=150)
-    slug = serializers.CharField(max_length=50, required=False)
-    plan = serializers.SlugField(max_length=50, required=False)
+    name = fields.CharField(max_length=150)
+    slug = fields.CharField(max_length=50, required=False)
+    plan = fields.SlugField(max_length=50, required=False)
 
 
 class MemberOutput(serializers.ModelSerializer):
@@ -27,12 +31,12 @@ class MemberOutput(serializers.ModelSerializer):
 
 class RoleInput(serializers.Serializer):
     # A plain string: the service answers unknown roles with a message listing the real ones.
-    role = serializers.CharField(max_length=20)
+    role = fields.CharField(max_length=20)
 
 
 class InvitationInput(serializers.Serializer):
-    email = serializers.EmailField(max_length=254)
-    role = serializers.CharField(max_length=20, default=Role.DEVELOPER)
+    email = fields.EmailField(max_length=254)
+    role = fields.CharField(max_length=20, default=Role.DEVELOPER)
 
 
 class InvitationOutput(serializers.ModelSerializer):
@@ -48,16 +52,41 @@ class InvitationOutput(serializers.ModelSerializer):
 
 
 class AcceptInput(serializers.Serializer):
-    token = serializers.CharField(max_length=200)
+    token = fields.CharField(max_length=200)
+
+
+def _string_list(items: dict | None = None, **schema) -> dict:
+    """The OpenAPI schema of a restriction: a list of strings (`keys.restrictions` rules)."""
+    items = items or {"type": "string", "minLength": 1}
+    return {"type": "array", "items": items, "maxItems": MAX_ITEMS} | schema
+
+
+@extend_schema_field(_string_list(minItems=1))  # allow_null adds the null
+class ModelsField(serializers.JSONField):
+    """`models`: names within the plan, or null for all it covers."""
+
+
+@extend_schema_field(_string_list({"type": "string", "enum": list(SCOPES)}, minItems=1))
+class ScopesField(serializers.JSONField):
+    """`scopes`: any of predict, jobs, models:read."""
+
+
+@extend_schema_field(_string_list())
+class StringListField(serializers.JSONField):
+    """`allowed_ips` (CIDRs), `allowed_origins` (https://host[:port])."""
 
 
 class RestrictionsInput(serializers.Serializer):
-    """§10 fields, passed through raw: `keys.restrictions` validates them with precise paths."""
+    """§10 fields, passed through raw: `keys.restrictions` validates them with precise paths.
 
-    models = serializers.JSONField(required=False, allow_null=True)
-    scopes = serializers.JSONField(required=False)
-    allowed_ips = serializers.JSONField(required=False)
-    allowed_origins = serializers.JSONField(required=False)
+    (The fields only say what the OpenAPI document shows: a bare JSONField allowing null came
+    out as `oneOf: [{}, {type: null}]`, which a null matches twice and so violates.)
+    """
+
+    models = ModelsField(required=False, allow_null=True)
+    scopes = ScopesField(required=False)
+    allowed_ips = StringListField(required=False)
+    allowed_origins = StringListField(required=False)
 
     RESTRICTIONS = ("models", "scopes", "allowed_ips", "allowed_origins")
 
@@ -72,7 +101,7 @@ class OrgKeyCreateInput(KeyCreateInput, RestrictionsInput):
 class KeyUpdateInput(RestrictionsInput):
     """PATCH: `{name?, models?, scopes?, allowed_ips?, allowed_origins?}`."""
 
-    name = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    name = fields.CharField(max_length=100, required=False, allow_blank=True)
 
 
 class AuditQuery(serializers.Serializer):

@@ -53,6 +53,8 @@ def _items(field: str, value) -> list:
     for i, item in enumerate(value):
         if not isinstance(item, str) or not item.strip():
             raise invalid(f"{field}[{i}]", "Must be a non-empty string.")
+        if "\x00" in item:  # as DRF's CharField: PostgreSQL text and jsonb cannot hold NUL
+            raise invalid(f"{field}[{i}]", "Null characters are not allowed.")
     return [item.strip() for item in value]
 
 

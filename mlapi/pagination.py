@@ -1,7 +1,13 @@
 """Page-number pagination for every list: `?page=`, `count`, `next`, `previous`, `results`."""
 
+import re
+
 from rest_framework import pagination
 from rest_framework.exceptions import ValidationError
+
+# ASCII digits only: str.isdigit() also takes "²" (int() then raises) and Arabic-Indic digits
+# (int() reads them as numbers the schema does not allow).
+POSITIVE_INT = re.compile(r"[0-9]{1,18}")
 
 
 def _positive_int(request, name: str) -> int | None:
@@ -9,7 +15,7 @@ def _positive_int(request, name: str) -> int | None:
     values = request.query_params.getlist(name)
     if not values:
         return None
-    if len(values) > 1 or not values[0].isdigit() or int(values[0]) < 1:
+    if len(values) > 1 or not POSITIVE_INT.fullmatch(values[0]) or int(values[0]) < 1:
         raise ValidationError({name: ["Must be one positive integer."]})
     return int(values[0])
 

@@ -82,7 +82,7 @@ elif not ALLOWED_HOSTS:
     raise ImproperlyConfigured("ALLOWED_HOSTS is required when DJANGO_DEBUG is off")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "portal.apps.AdminConfig",  # django.contrib.admin, login limited like the portal's
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from keys.models import Plan, Role
 from keys.principal import SCOPES
+from usage.serializers import day_out_of_range
 
 MAX_USAGE_RANGE_DAYS = 366
 
@@ -197,6 +198,9 @@ class UsageFilterForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        for name in ("start", "end"):
+            if problem := day_out_of_range(data.get(name)):
+                self.add_error(name, forms.ValidationError(problem, code="out_of_range"))
         start, end = data.get("start"), data.get("end")
         if start and end:
             if start > end:

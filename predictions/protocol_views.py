@@ -7,6 +7,8 @@ Content-Type (tritonclient sends none); errors come out as `{"error": ..., "code
 
 from __future__ import annotations
 
+import logging
+
 import orjson
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
@@ -15,6 +17,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework.exceptions import ValidationError
 
+from mlapi.exceptions import unavailable_store
 from predictions import dataplane
 from predictions.inference import models_ready
 from predictions.metering import PredictionAPIView
@@ -31,6 +34,8 @@ from predictions.protocol import (
 )
 from predictions.serializers import DATA_PLANE_ERRORS, protocol_errors
 from predictions.validation import parse_json
+
+logger = logging.getLogger(__name__)
 
 V2_TAGS = ["Open Inference Protocol"]
 OK = {(200, "application/json"): OpenApiTypes.OBJECT}
@@ -74,7 +79,17 @@ def health_live(request: HttpRequest) -> HttpResponse:
 @never_cache
 @require_GET
 def health_ready(request: HttpRequest) -> HttpResponse:
-    ready, _ = models_ready()
+    """`{"ready": bool}`, 503 when false (CONTRACT 6): models that do not load, or no database."""
+    try:
+        ready, _ = models_ready()
+    except Exception as exc:
+        store = unavailable_store(exc)
+        if store is None:
+            raise
+        # A health reply keeps its shape when the server is not ready (tritonclient reads the
+        # status); the registry is in the database, so without it no model can be vouched for.
+        logger.warning("V2 readiness: the %s is unavailable (%s)", store, type(exc).__name__)
+        ready = False
     return _json({"ready": ready}, status=200 if ready else 503)
 
 

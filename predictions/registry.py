@@ -25,7 +25,8 @@ class RegistryError(ValueError):
 def _next_version(model: MLModel | None) -> str:
     if model is None:
         return "1"
-    numbers = [int(v) for v in model.versions.values_list("version", flat=True) if v.isdigit()]
+    versions = model.versions.values_list("version", flat=True)
+    numbers = [int(v) for v in versions if v.isascii() and v.isdigit()]  # "²".isdigit() too
     return str(max(numbers, default=0) + 1)
 
 

@@ -21,14 +21,14 @@ import pytest
 import requests
 from django.core.cache import cache
 
-from tests import test_jobs_support
 from tests.browser import keep_screenshot, launched_chromium, needs_chromium
 from tests.factories import seeded_plan
-from tests.test_jobs_support import IRIS_ROWS, iris_csv
+from tests.support import jobs
+from tests.support.jobs import IRIS_ROWS, iris_csv
 
 # The jobs tests' real Celery worker (Celery's test worker in a thread, on the configured broker).
-celery_worker = test_jobs_support.celery_worker
-celery_worker_module = getattr(test_jobs_support, "celery_worker_module", None)
+celery_worker = jobs.celery_worker
+celery_worker_module = getattr(jobs, "celery_worker_module", None)
 
 PASSWORD = "Journey-through-47-meadows"
 # Elements sticking out of the viewport on the right, to explain a sideways scroll.

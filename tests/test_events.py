@@ -14,7 +14,7 @@ from events.services import emit_event
 from keys import events as key_events
 from keys.services import create_api_key, request_plan_change, revoke_api_key, suspend_subscription
 from tests.factories import PlanFactory
-from tests.webhook_support import add_member, org_with_owner
+from tests.support.webhook_helpers import add_member, org_with_owner
 from webhooks import alerts, dispatch
 from webhooks.models import AlertEmail, AlertOptOut
 

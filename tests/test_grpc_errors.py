@@ -12,7 +12,7 @@ from tritonclient.grpc import service_pb2
 
 from keys.models import QuotaCounter
 from tests.conftest import make_subscriber_key
-from tests.grpc_support import (  # noqa: F401 - fixtures
+from tests.support.grpc_calls import (  # noqa: F401 - fixtures
     IRIS_ROW,
     bytes_tensor,
     call,

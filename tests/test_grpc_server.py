@@ -13,7 +13,7 @@ from google.protobuf import descriptor_pb2
 
 from keys.models import QuotaCounter
 from tests.conftest import make_subscriber_key
-from tests.grpc_support import IRIS_ROW, call, grpc_server, iris_request, stub  # noqa: F401
+from tests.support.grpc_calls import IRIS_ROW, call, grpc_server, iris_request, stub  # noqa: F401
 from usage.models import UsageRecord
 
 pytestmark = pytest.mark.django_db(transaction=True)

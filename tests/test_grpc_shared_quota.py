@@ -16,8 +16,8 @@ from tritonclient.grpc import service_pb2_grpc
 
 from keys.models import QuotaCounter
 from tests.conftest import make_subscriber_key
-from tests.grpc_support import IRIS_ROW, iris_request
 from tests.servers import GrpcServer, GunicornServer
+from tests.support.grpc_calls import IRIS_ROW, iris_request
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

@@ -10,8 +10,8 @@ import pytest
 import tritonclient.grpc as triton
 
 from tests.conftest import make_subscriber_key
-from tests.grpc_support import IRIS_ROW
 from tests.servers import GrpcServer
+from tests.support.grpc_calls import IRIS_ROW
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]

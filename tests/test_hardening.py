@@ -186,6 +186,51 @@ def test_admin_login_refuses_a_non_staff_password():
     assert "_auth_user_id" not in Client().session
 
 
+@pytest.fixture
+def login_counters():
+    """The shared cache that holds failed-login counters, empty before and after the test."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield cache
+    cache.clear()
+
+
+def staff_login(client: Client, username: str, password: str, **extra):
+    return client.post("/admin/login/", {"username": username, "password": password}, **extra)
+
+
+@pytest.mark.django_db
+def test_admin_login_is_refused_after_10_failures_per_ip_and_username(login_counters):
+    staff = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    for _ in range(10):
+        assert staff_login(client, staff.username, "wrong-password").status_code == 200
+    blocked = staff_login(client, staff.username, TEST_PASSWORD)
+    assert blocked.status_code == 429 and int(blocked["Retry-After"]) == 15 * 60
+    assert "_auth_user_id" not in client.session
+    assert client.get("/admin/").status_code == 302  # still signed out
+    # The same operator from another address gets in (the limit is per IP and username).
+    other_ip = staff_login(client, staff.username, TEST_PASSWORD, REMOTE_ADDR="10.1.2.3")
+    assert other_ip.status_code == 302 and client.get("/admin/").status_code == 200
+    # Once the 15 minutes have passed (the counter expired), the first address works again.
+    login_counters.clear()
+    client.logout()
+    assert staff_login(client, staff.username, TEST_PASSWORD).status_code == 302
+
+
+@pytest.mark.django_db
+def test_failed_admin_logins_count_towards_the_portal_and_token_limits(login_counters):
+    staff = UserFactory(is_staff=True)
+    for _ in range(10):
+        staff_login(Client(), staff.username, "wrong-password")
+    credentials = {"username": staff.username, "password": TEST_PASSWORD}
+    portal = Client().post("/portal/login/", credentials)
+    assert portal.status_code == 429
+    token = APIClient().post("/api/v1/auth/token", credentials, format="json")
+    assert token.status_code == 429 and token.json()["code"] == "rate_limited"
+
+
 def test_every_model_registered_in_the_admin_requires_staff(db):
     from django.contrib import admin
 

@@ -9,10 +9,9 @@ from __future__ import annotations
 import pytest
 
 from predictions.models import BatchJob, JobStatus
-from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
-from tests.support.problems import assert_problem
-from tests.test_jobs_support import (
+from tests.support import jobs
+from tests.support.jobs import (
     IRIS,
     JOBS_URL,
     iris_csv,
@@ -22,11 +21,12 @@ from tests.test_jobs_support import (
     submit_instances,
     upload,
 )
+from tests.support.problems import assert_problem
 
-usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
-job_storage = test_jobs_support.job_storage
-job_storage_session = test_jobs_support.job_storage_session
-s3_server = test_jobs_support.s3_server
+usage_written_in_the_request = jobs.usage_written_in_the_request
+job_storage = jobs.job_storage
+job_storage_session = jobs.job_storage_session
+s3_server = jobs.s3_server
 
 pytestmark = pytest.mark.django_db
 

@@ -16,9 +16,9 @@ import pytest
 from predictions.jobs.housekeeping import recover_orphaned_jobs
 from predictions.jobs.leases import has_live_lease
 from predictions.models import BatchJob, JobChunk, JobStatus
-from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
-from tests.test_jobs_support import (
+from tests.support import jobs
+from tests.support.jobs import (
     IRIS_ROWS,
     quota_used,
     results_rows,
@@ -27,12 +27,12 @@ from tests.test_jobs_support import (
     wait_for,
 )
 
-worker_process = test_jobs_support.worker_process  # the fixture
+worker_process = jobs.worker_process  # the fixture
 
-usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
-job_storage = test_jobs_support.job_storage
-job_storage_session = test_jobs_support.job_storage_session
-s3_server = test_jobs_support.s3_server
+usage_written_in_the_request = jobs.usage_written_in_the_request
+job_storage = jobs.job_storage
+job_storage_session = jobs.job_storage_session
+s3_server = jobs.s3_server
 
 # Generous timeouts: on a loaded shared box (load 30 on 2 cores) 200 chunks through S3 are slow.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(600)]

@@ -12,14 +12,14 @@ from django.utils import timezone
 from predictions import storage
 from predictions.jobs import housekeeping, leases
 from predictions.models import BatchJob, JobChunk, JobStatus
-from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
-from tests.test_jobs_support import iris_csv, job_folders, submit_file
+from tests.support import jobs
+from tests.support.jobs import iris_csv, job_folders, submit_file
 
-usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
-job_storage = test_jobs_support.job_storage
-job_storage_session = test_jobs_support.job_storage_session
-s3_server = test_jobs_support.s3_server
+usage_written_in_the_request = jobs.usage_written_in_the_request
+job_storage = jobs.job_storage
+job_storage_session = jobs.job_storage_session
+s3_server = jobs.s3_server
 
 pytestmark = pytest.mark.django_db
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import pytest
 
 from predictions.models import BatchJob, JobChunk, JobStatus
-from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
-from tests.test_jobs_support import (
+from tests.support import jobs
+from tests.support.jobs import (
     IRIS,
     IRIS_ROWS,
     JOBS_URL,
@@ -24,13 +24,13 @@ from tests.test_jobs_support import (
     wait_for,
 )
 
-celery_worker = test_jobs_support.celery_worker  # fixtures
-celery_worker_module = test_jobs_support.celery_worker_module
+celery_worker = jobs.celery_worker  # fixtures
+celery_worker_module = jobs.celery_worker_module
 
-usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
-job_storage = test_jobs_support.job_storage
-job_storage_session = test_jobs_support.job_storage_session
-s3_server = test_jobs_support.s3_server
+usage_written_in_the_request = jobs.usage_written_in_the_request
+job_storage = jobs.job_storage
+job_storage_session = jobs.job_storage_session
+s3_server = jobs.s3_server
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 

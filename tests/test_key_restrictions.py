@@ -197,6 +197,8 @@ def test_patching_restrictions_takes_effect_for_the_next_call(subscription):
         ({"allowed_origins": ["https://app.example.com/path"]}, "allowed_origins[0]"),
         ({"allowed_origins": ["app.example.com"]}, "allowed_origins[0]"),
         ({"allowed_origins": ["https://app.example.com:99999"]}, "allowed_origins[0]"),
+        ({"models": ["iris", "ir\x00is"]}, "models[1]"),  # PostgreSQL would refuse the NUL
+        ({"allowed_ips": ["10.0.0.1\x00"]}, "allowed_ips[0]"),
     ],
 )
 def test_bad_restrictions_are_a_400_naming_the_entry(demo_models, payload, field):

@@ -1,4 +1,7 @@
-"""Rate (token bucket) and quota limits through a metered view: atomicity, refusals, headers.
+"""Rate (token bucket) and quota limits through the predict route: atomicity, refusals, headers.
+
+A predict of n instances of `iris` uses n units; `GET /api/v1/models` is a data-plane read (one
+rate token, no quota).
 
 Every test runs on every limits store (`store` fixture): the database store, the Redis lease
 store as a quiet subscription uses it (leases of exactly what a request needs), and the Redis
@@ -22,11 +25,11 @@ from tests.factories import ApiKeyFactory
 
 pytestmark = [
     pytest.mark.django_db,
-    pytest.mark.urls("tests.keys_metered_urls"),
-    pytest.mark.usefixtures("store"),
+    pytest.mark.usefixtures("store", "demo_models"),
 ]
-METERED = "/api/v1/test/metered"
-INFO = "/api/v1/test/info"
+PREDICT = "/api/v1/models/iris/predict"
+INFO = "/api/v1/models"
+IRIS = [5.1, 3.5, 1.4, 0.2]
 SLOW = {"rate": 0.001}  # no refill worth mentioning during a test
 
 
@@ -47,6 +50,11 @@ def client_for(subscription) -> APIClient:
     return client
 
 
+def predict(client: APIClient, units: int):
+    """Predict `units` iris instances (one quota unit each)."""
+    return client.post(PREDICT, {"instances": [IRIS] * units}, format="json")
+
+
 def used(subscription) -> int:
     """Predictions delivered in the current period, as the store reports them."""
     subscription.refresh_from_db()
@@ -61,7 +69,7 @@ def seconds_to_midnight() -> float:
 def test_success_carries_the_exact_ratelimit_headers_of_the_contract(make_subscriber):
     subscription = make_subscriber("free")
     before = seconds_to_midnight()
-    response = client_for(subscription).post(METERED, {"units": 3}, format="json")
+    response = predict(client_for(subscription), 3)
     after = seconds_to_midnight()
     assert response.status_code == 200
     assert response["RateLimit-Policy"] == (
@@ -78,7 +86,7 @@ def test_success_carries_the_exact_ratelimit_headers_of_the_contract(make_subscr
 @pytest.mark.parametrize(("period", "window"), [("day", 86400), ("week", 604800), ("month", None)])
 def test_policy_window_is_the_calendar_period_in_seconds(make_subscriber, period, window):
     subscription = make_subscriber(quota_period=period, quota=50)
-    response = client_for(subscription).post(METERED, {"units": 1}, format="json")
+    response = predict(client_for(subscription), 1)
     start, end = limits.period_bounds(period, datetime.now(UTC))
     expected = window or int((end - start).total_seconds())
     assert f'"quota";q=50;w={expected};qu="predictions"' in response["RateLimit-Policy"]
@@ -86,7 +94,7 @@ def test_policy_window_is_the_calendar_period_in_seconds(make_subscriber, period
 
 def test_errors_before_admit_use_no_quota_but_take_a_token_and_carry_headers(make_subscriber):
     subscription = make_subscriber(burst=5, quota=100, **SLOW)
-    response = client_for(subscription).post(METERED, {"units": "many"}, format="json")
+    response = client_for(subscription).post(PREDICT, {"instances": "many"}, format="json")
     assert response.status_code == 400 and response.json()["code"] == "validation_error"
     assert response["RateLimit-Remaining"] == "100"
     assert response["RateLimit"].startswith('"burst";r=4;')
@@ -105,8 +113,8 @@ def test_an_empty_bucket_is_429_rate_limited_and_uses_no_quota(make_subscriber):
     subscription = make_subscriber(burst=3, quota=100, **SLOW)
     client = client_for(subscription)
     for _ in range(3):
-        assert client.post(METERED, {"units": 2}, format="json").status_code == 200
-    response = client.post(METERED, {"units": 2}, format="json")
+        assert predict(client, 2).status_code == 200
+    response = predict(client, 2)
     assert response.status_code == 429
     body = response.json()
     assert body["code"] == "rate_limited" and body["violated-policies"] == ["burst"]
@@ -119,8 +127,8 @@ def test_an_empty_bucket_is_429_rate_limited_and_uses_no_quota(make_subscriber):
 def test_a_request_over_the_remaining_quota_is_refused_whole(make_subscriber):
     subscription = make_subscriber(quota=10)
     client = client_for(subscription)
-    assert client.post(METERED, {"units": 6}, format="json").status_code == 200
-    response = client.post(METERED, {"units": 5}, format="json")
+    assert predict(client, 6).status_code == 200
+    response = predict(client, 5)
     assert response.status_code == 429
     body = response.json()
     assert body["code"] == "quota_exceeded"
@@ -129,37 +137,44 @@ def test_a_request_over_the_remaining_quota_is_refused_whole(make_subscriber):
     assert int(response["Retry-After"]) == int(response["RateLimit-Reset"]) >= 1
     assert response["RateLimit-Remaining"] == "4"
     assert used(subscription) == 6
-    assert client.post(METERED, {"units": 4}, format="json").status_code == 200
+    assert predict(client, 4).status_code == 200
     assert used(subscription) == 10
 
 
-@pytest.mark.parametrize("units", [11, 100_000])
+@pytest.mark.parametrize("units", [11, 1000])
 def test_a_request_larger_than_the_whole_quota_is_refused_and_creates_no_usage(
     make_subscriber, units
 ):
     subscription = make_subscriber(quota=10)
-    response = client_for(subscription).post(METERED, {"units": units}, format="json")
+    response = predict(client_for(subscription), units)
     assert response.status_code == 429 and response.json()["code"] == "quota_exceeded"
     assert used(subscription) == 0
 
 
-def test_a_server_side_failure_refunds_its_units(make_subscriber):
+def test_a_server_side_failure_refunds_its_units(make_subscriber, monkeypatch):
+    from predictions.errors import ModelUnavailable
+    from predictions.inference import Predictor
+
+    def broken(self, columns, **kwargs):
+        raise ModelUnavailable("simulated model failure")
+
     subscription = make_subscriber(quota=10)
     client = client_for(subscription)
-    assert client.post(METERED, {"units": 3}, format="json").status_code == 200
-    response = client.post(METERED, {"units": 4, "fail": True}, format="json")
-    assert response.status_code == 503
+    assert predict(client, 3).status_code == 200
+    monkeypatch.setattr(Predictor, "predict", broken)
+    response = predict(client, 4)
+    assert response.status_code == 503 and response.json()["code"] == "model_unavailable"
     assert used(subscription) == 3
 
 
 def test_a_quota_extension_applies_to_the_current_period_only(make_subscriber):
     subscription = make_subscriber(quota=10)
     client = client_for(subscription)
-    assert client.post(METERED, {"units": 10}, format="json").status_code == 200
-    assert client.post(METERED, {"units": 1}, format="json").status_code == 429
+    assert predict(client, 10).status_code == 200
+    assert predict(client, 1).status_code == 429
     counter = services.grant_quota_extension(subscription=subscription, units=5)
     assert counter.extension == 5 and counter.used == 10
-    response = client.post(METERED, {"units": 5}, format="json")
+    response = predict(client, 5)
     assert response.status_code == 200
     assert response["RateLimit-Limit"] == "15" and response["RateLimit-Remaining"] == "0"
 
@@ -167,7 +182,7 @@ def test_a_quota_extension_applies_to_the_current_period_only(make_subscriber):
 def test_an_extension_granted_before_any_use_allows_more_than_the_plan_quota(make_subscriber):
     subscription = make_subscriber(quota=10)
     services.grant_quota_extension(subscription=subscription, units=5)
-    response = client_for(subscription).post(METERED, {"units": 15}, format="json")
+    response = predict(client_for(subscription), 15)
     assert response.status_code == 200 and used(subscription) == 15
 
 
@@ -180,23 +195,23 @@ def test_all_keys_and_the_jwt_of_a_subscription_share_its_quota(make_subscriber)
     jwt.credentials(
         HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(subscription.user).access_token}"
     )
-    assert first.post(METERED, {"units": 4}, format="json").status_code == 200
-    assert second.post(METERED, {"units": 4}, format="json").status_code == 200
-    assert jwt.post(METERED, {"units": 3}, format="json").status_code == 429
-    assert jwt.post(METERED, {"units": 2}, format="json").status_code == 200
+    assert predict(first, 4).status_code == 200
+    assert predict(second, 4).status_code == 200
+    assert predict(jwt, 3).status_code == 429
+    assert predict(jwt, 2).status_code == 200
     assert used(subscription) == 10
 
 
 def test_inactive_subscriptions_use_nothing_and_still_get_headers(make_subscriber):
     subscription = make_subscriber(status="suspended", quota=10)
-    response = client_for(subscription).post(METERED, {"units": 1}, format="json")
+    response = predict(client_for(subscription), 1)
     assert response.status_code == 403
     assert response["RateLimit-Remaining"] == "10"
     assert used(subscription) == 0
 
 
 def test_unauthenticated_requests_get_no_limit_headers():
-    response = APIClient().post(METERED, {"units": 1}, format="json")
+    response = predict(APIClient(), 1)
     assert response.status_code == 401
     assert "RateLimit" not in response
 
@@ -229,12 +244,12 @@ def test_an_unreachable_redis_store_is_503_and_uses_no_quota_then_resumes(
     client = client_for(subscription)
     good = settings.REDIS_URL
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
-    response = client.post(METERED, {"units": 2}, format="json")
+    response = predict(client, 2)
     assert response.status_code == 503
     assert response.json()["code"] == "service_unavailable"
     assert used(subscription) == 0
     settings.REDIS_URL = good
-    assert client.post(METERED, {"units": 2}, format="json").status_code == 200
+    assert predict(client, 2).status_code == 200
     assert used(subscription) == 2
 
 

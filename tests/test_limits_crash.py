@@ -18,7 +18,6 @@ import sys
 import tempfile
 import threading
 import time
-from pathlib import Path
 
 import psutil
 import psycopg
@@ -28,12 +27,12 @@ from bench.stores import PrivatePostgres, PrivateRedis, postgres_available, redi
 from keys.limits import quota_status
 from keys.models import QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
-from tests.servers import GunicornServer
+from tests.servers import BASE_DIR, GunicornServer
 from tests.test_limits_live import predict
 from tests.test_multinode import spend_quota
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-DRIVER = Path(__file__).resolve().parent / "limits_driver.py"
+DRIVER = ["-m", "tests.support.limits_driver"]  # run from BASE_DIR
 FRACTION = "0.02"
 
 
@@ -52,8 +51,9 @@ def private_stores(postgres_url, redis_url):
 
 def driver(env: dict, *args: str, **popen) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(DRIVER), *args], env=env, text=True, stdout=subprocess.PIPE, **popen
-    )
+        [sys.executable, *DRIVER, *args],
+        cwd=BASE_DIR, env=env, text=True, stdout=subprocess.PIPE, **popen,
+    )  # fmt: skip
 
 
 class Tally:
@@ -89,8 +89,8 @@ def test_a_postgres_crash_never_lets_more_be_delivered_than_the_recovered_counte
         "DJANGO_DEBUG": "1",
     }
     sub_id = int(subprocess.run(
-        [sys.executable, str(DRIVER), "setup", str(quota)],
-        env=env, capture_output=True, text=True, check=True,
+        [sys.executable, *DRIVER, "setup", str(quota)],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True,
     ).stdout.split()[-1])  # fmt: skip
     spender = driver(env, "spend", str(sub_id), "8")
     tally = Tally(spender)

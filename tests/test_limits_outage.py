@@ -18,8 +18,8 @@ from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
 pytestmark = [
     pytest.mark.services,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.urls("tests.keys_metered_urls"),
 ]
+IRIS = [5.1, 3.5, 1.4, 0.2]
 
 
 def allow_connections(allowed: bool) -> None:
@@ -41,22 +41,23 @@ def allow_connections(allowed: bool) -> None:
 
 
 def test_an_unreachable_database_is_503_for_the_quota_and_resumes_by_itself(
-    postgres_url, live_server
+    postgres_url, live_demo_models, live_server
 ):
     plan = PlanFactory(quota=100, rate=1000.0, burst=1000)
     subscription = SubscriptionFactory(plan=plan)
     key = ApiKeyFactory(subscription=subscription)
-    url = f"{live_server.url}/api/v1/test/metered"
+    url = f"{live_server.url}/api/v1/models/iris/predict"
     headers = {"X-API-Key": key.plaintext}
-    assert requests.post(url, json={"units": 2}, headers=headers, timeout=10).status_code == 200
+    body = {"instances": [IRIS] * 2}
+    assert requests.post(url, json=body, headers=headers, timeout=10).status_code == 200
     allow_connections(False)
     try:
-        response = requests.post(url, json={"units": 2}, headers=headers, timeout=30)
+        response = requests.post(url, json=body, headers=headers, timeout=30)
         assert response.status_code == 503
         assert response.json()["code"] == "service_unavailable"
         assert response.headers["Retry-After"]
     finally:
         allow_connections(True)
-    response = requests.post(url, json={"units": 3}, headers=headers, timeout=10)
+    response = requests.post(url, json={"instances": [IRIS] * 3}, headers=headers, timeout=10)
     assert response.status_code == 200
     assert QuotaCounter.objects.get(subscription=subscription).used == 5

@@ -18,11 +18,9 @@ import pytest
 
 from predictions import storage
 from predictions.models import BatchJob, JobStatus
-from tests import test_jobs_support
 from tests.conftest import make_subscriber_key
-from tests.objectstore import FaultyProxy, storage_env
-from tests.test_jobs_crash import assert_every_row_once_in_order, numbered_csv
-from tests.test_jobs_support import (
+from tests.support import jobs
+from tests.support.jobs import (
     JOBS_URL,
     copy_artifacts_to_bucket,
     iris_csv,
@@ -33,14 +31,16 @@ from tests.test_jobs_support import (
     wait_finished,
     wait_for,
 )
+from tests.support.objectstore import FaultyProxy, storage_env
+from tests.test_jobs_crash import assert_every_row_once_in_order, numbered_csv
 
-usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
-job_storage = test_jobs_support.job_storage
-job_storage_session = test_jobs_support.job_storage_session
-s3_server = test_jobs_support.s3_server
-worker_process = test_jobs_support.worker_process
+usage_written_in_the_request = jobs.usage_written_in_the_request
+job_storage = jobs.job_storage
+job_storage_session = jobs.job_storage_session
+s3_server = jobs.s3_server
+worker_process = jobs.worker_process
 
-BASE_DIR = test_jobs_support.BASE_DIR
+BASE_DIR = jobs.BASE_DIR
 
 
 @pytest.fixture

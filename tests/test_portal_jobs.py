@@ -12,14 +12,14 @@ from django.utils import timezone
 from keys.limits import quota_status
 from predictions.jobs import runner
 from predictions.models import BatchJob, JobStatus
-from tests import test_jobs_support
-from tests.test_jobs_support import IRIS_ROWS, iris_csv
+from tests.support import jobs
+from tests.support.jobs import IRIS_ROWS, iris_csv
 
 pytestmark = pytest.mark.django_db
 
-job_storage = test_jobs_support.job_storage  # local files, or S3 under make test-jobs-s3
-job_storage_session = test_jobs_support.job_storage_session
-s3_server = test_jobs_support.s3_server
+job_storage = jobs.job_storage  # local files, or S3 under make test-jobs-s3
+job_storage_session = jobs.job_storage_session
+s3_server = jobs.s3_server
 
 
 @pytest.fixture(autouse=True)

@@ -150,6 +150,8 @@ def test_usage_filters_by_range_model_and_key(client, owner):
         ({"start": "2026-01-01"}, "end", "required"),
         ({"start": "2026-01-01", "end": "2026-01-02", "key": "abc"}, "key", "invalid_choice"),
         ({"start": "2026-01-01", "end": "2026-01-02", "model": "nope"}, "model", "invalid_choice"),
+        ({"start": "9999-12-31", "end": "9999-12-31"}, "start", "out_of_range"),  # not a 500
+        ({"start": "0001-01-01", "end": "0001-01-02"}, "end", "out_of_range"),
     ],
 )
 def test_bad_usage_filters_are_400_with_the_field_error(client, owner, params, field, code):

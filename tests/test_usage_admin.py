@@ -13,7 +13,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from tests.factories import usage_event as event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.writer import write_events
 
 pytestmark = pytest.mark.django_db
@@ -164,3 +164,10 @@ def test_usage_report_default_range_is_the_last_30_days(staff_client):
     data = chart_data(staff_client.get(URL))
     assert len(data["labels"]) == 30
     assert data["labels"][-1] == datetime.now(UTC).date().isoformat()
+
+
+@pytest.mark.parametrize("params", [{"end": "0001-01-01"}, {"start": "9999-12-31"}])
+def test_report_days_beyond_the_calendar_are_refused_not_a_500(staff_client, params):
+    response = staff_client.get("/admin/reports/usage/", params)
+    assert response.status_code == 400
+    assert "must be a day from" in response.content.decode().lower()

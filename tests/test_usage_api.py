@@ -9,12 +9,12 @@ from django.test import Client
 
 from keys.models import QuotaCounter
 from tests.factories import usage_event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.models import DailyUsage, UsageRecord
 from usage.selectors import daily_usage, recent_errors
 from usage.writer import write_events
 
-pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.test_usage_support")]
+pytestmark = [pytest.mark.django_db, pytest.mark.urls("tests.support.usage")]
 
 TODAY = datetime.now(UTC).date()
 
@@ -231,3 +231,20 @@ def test_daily_usage_selector_returns_the_api_items():
         ("2026-09-10", 1, 2),
         ("2026-09-11", 0, 0),
     ]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"end": "0001-01-01"},  # the default start would be 29 days before the first date
+        {"end": "0001-01-10"},
+        {"start": "0001-01-01", "end": "0001-01-03"},
+        {"start": "9999-12-31", "end": "9999-12-31"},  # the quota period would end after it
+        {"start": "9999-12-01"},
+    ],
+)
+def test_days_at_the_ends_of_the_calendar_are_400_validation_error_not_500(params):
+    sub, _ = make_subscription()
+    response = get_usage(client_for(sub), **params)
+    assert response.status_code == 400, response.content[:300]
+    assert response.json()["code"] == "validation_error" and response.json()["errors"]

@@ -10,7 +10,7 @@ from django.test import Client
 
 from tests.browser import launched_chromium, needs_chromium
 from tests.factories import usage_event as event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.writer import write_events
 
 pytestmark = [

@@ -24,7 +24,7 @@ from django.test import Client
 from keys.limits import quota_status
 from keys.models import QuotaCounter
 from tests.servers import database_url, free_port
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.models import DailyUsage, UsageRecord, latency_bucket
 from usage.recording import flush_usage
 
@@ -63,7 +63,7 @@ def usage_totals(client: Client, start: str, end: str, **filters) -> dict:
 
 
 @pytest.mark.slow
-@pytest.mark.urls("tests.test_usage_support")
+@pytest.mark.urls("tests.support.usage")
 def test_usage_api_is_exact_under_concurrent_mixed_load(live_server, transactional_db, settings):
     settings.MLAPI_USAGE_MODE = "buffered"  # the background writer, as in production
     sub, (k1, k2) = make_subscription(rate=60, burst=20, quota=500, period="month")
@@ -163,7 +163,7 @@ def test_no_usage_is_lost_across_sigterm_to_gunicorn_under_load(transactional_db
         "MLAPI_USAGE_FLUSH_INTERVAL_S": "600",
         "MLAPI_USAGE_FLUSH_SIZE": "1000000",
     }
-    command = [sys.executable, "-m", "gunicorn", "tests.test_usage_wsgi:application"]
+    command = [sys.executable, "-m", "gunicorn", "tests.support.usage_wsgi:application"]
     command += ["-c", str(BASE_DIR / "mlapi/gunicorn_conf.py"), "--workers", "2"]
     command += ["--bind", f"127.0.0.1:{port}", "--control-socket", str(tmp_path / "ctl")]
     server = subprocess.Popen(command, cwd=BASE_DIR, env=env)

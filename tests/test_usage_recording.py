@@ -16,7 +16,7 @@ from django.test import Client
 from prometheus_client import REGISTRY
 
 from tests.factories import usage_event as event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.middleware import protocol_for_path
 from usage.models import DailyUsage, UsageRecord
 from usage.recording import UsageBuffer, flush_usage, record_usage
@@ -24,7 +24,7 @@ from usage.spool import spool_dir
 from usage.tasks import prune_usage_records
 from usage.writer import write_events
 
-URLS = pytest.mark.urls("tests.test_usage_support")
+URLS = pytest.mark.urls("tests.support.usage")
 
 
 @pytest.fixture

@@ -232,4 +232,19 @@ def test_v2_model_ready_is_503_when_its_artifact_fails_verification(client, demo
     clear_cache()
     response = client.get("/v2/models/iris/ready", HTTP_X_API_KEY=api_key)
     assert_error(response, 503, "model_unavailable")
-    assert client.get("/v2/health/ready").status_code == 503
+    response = client.get("/v2/health/ready")
+    assert response.status_code == 503 and response.json() == {"ready": False}
+
+
+def test_v2_readiness_without_a_database_is_503_ready_false(client, demo_models, monkeypatch):
+    from django.db import OperationalError
+
+    from predictions import protocol_views
+
+    def no_database():
+        raise OperationalError("connection refused")
+
+    monkeypatch.setattr(protocol_views, "models_ready", no_database)
+    response = client.get("/v2/health/ready")
+    assert response.status_code == 503 and response.json() == {"ready": False}
+    assert client.get("/v2/health/live").json() == {"live": True}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from audit.models import AuditEntry
-from tests.webhook_support import add_member, org_with_owner, webhooks_url
+from tests.support.webhook_helpers import add_member, org_with_owner, webhooks_url
 from webhooks.models import WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

@@ -19,9 +19,9 @@ import pytest
 from django.conf import settings
 
 from tests.servers import database_url
-from tests.test_jobs_support import BASE_DIR, wait_for
-from tests.webhook_receiver import Receiver
-from tests.webhook_support import org_with_owner, verified
+from tests.support.jobs import BASE_DIR, wait_for
+from tests.support.webhook_helpers import org_with_owner, verified
+from tests.support.webhook_receiver import Receiver
 from webhooks import dispatch, services
 from webhooks.models import Delivery
 

@@ -13,17 +13,17 @@ import pytest
 from django.utils import timezone
 
 from events.models import Event
-from tests import webhook_support
-from tests.webhook_receiver import Receiver
-from tests.webhook_support import (
+from tests.support import webhook_helpers
+from tests.support.webhook_helpers import (
     independent_signature_ok,
     org_with_owner,
     verified,
 )
+from tests.support.webhook_receiver import Receiver
 from webhooks import dispatch, services, urlguard
 from webhooks.models import Delivery, DeliveryStatus
 
-webhook_settings = webhook_support.webhook_settings  # the fixture
+webhook_settings = webhook_helpers.webhook_settings  # the fixture
 
 pytestmark = pytest.mark.django_db
 

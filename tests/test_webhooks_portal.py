@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.webhook_support import add_member, org_with_owner
+from tests.support.webhook_helpers import add_member, org_with_owner
 from webhooks.models import AlertOptOut, Delivery, WebhookEndpoint
 
 pytestmark = pytest.mark.django_db

@@ -14,27 +14,27 @@ import pytest
 
 from events.models import Event
 from keys.events import threshold_units
-from tests import test_jobs_support, webhook_support
-from tests.test_jobs_support import JOB_QUEUE, submit_instances, wait_for
-from tests.test_limits_live import hammer, quota_worker
-from tests.webhook_receiver import Receiver
-from tests.webhook_support import (
+from tests.support import jobs, webhook_helpers
+from tests.support.jobs import JOB_QUEUE, submit_instances, wait_for
+from tests.support.webhook_helpers import (
     WEBHOOK_QUEUE,
     independent_signature_ok,
     org_with_owner,
     verified,
     webhooks_url,
 )
+from tests.support.webhook_receiver import Receiver
+from tests.test_limits_live import hammer, quota_worker
 from webhooks import services
 from webhooks.models import Delivery, DeliveryStatus
 
-webhook_settings = webhook_support.webhook_settings  # the fixture
+webhook_settings = webhook_helpers.webhook_settings  # the fixture
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 
-usage_written_in_the_request = test_jobs_support.usage_written_in_the_request
-job_storage = test_jobs_support.job_storage
-job_storage_session = test_jobs_support.job_storage_session
+usage_written_in_the_request = jobs.usage_written_in_the_request
+job_storage = jobs.job_storage
+job_storage_session = jobs.job_storage_session
 
 
 @pytest.fixture(scope="module")

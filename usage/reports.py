@@ -21,6 +21,7 @@ from django.utils import timezone
 from keys.models import Plan
 from usage.models import LATENCY_FIELDS, DailyUsage, Protocol, percentile_from_histogram
 from usage.selectors import days_between
+from usage.serializers import day_out_of_range
 
 MAX_DAYS = 366
 STATUS_CHOICES = [
@@ -80,6 +81,9 @@ class ReportFilterForm(forms.Form):
 
     def clean(self) -> dict:
         data = super().clean()
+        for name in ("start", "end"):
+            if problem := day_out_of_range(data.get(name)):
+                raise forms.ValidationError({name: problem})
         end = data.get("end") or timezone.now().date()
         start = data.get("start") or end - timedelta(days=29)
         if start > end:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 
 from django.utils import timezone
 from rest_framework import serializers
 
 MAX_RANGE_DAYS = 366
 DEFAULT_RANGE_DAYS = 30
+# Days a usage query may name: no usage precedes 1970, and the quota period of a day in the year
+# 9999 may end in 10000, which `datetime` cannot hold (a 500, not an answer).
+FIRST_DAY, LAST_DAY = date(1970, 1, 1), date(9998, 12, 31)
+
+
+def day_out_of_range(value: date | None) -> str | None:
+    """Why `value` cannot be a usage day, or None when it can (or is absent)."""
+    if value is not None and not FIRST_DAY <= value <= LAST_DAY:
+        return f"Must be a day from {FIRST_DAY} to {LAST_DAY}."
+    return None
 
 
 class UsageQuerySerializer(serializers.Serializer):
@@ -20,6 +30,9 @@ class UsageQuerySerializer(serializers.Serializer):
     key = serializers.IntegerField(required=False, min_value=1)
 
     def validate(self, attrs: dict) -> dict:
+        for name in ("start", "end"):
+            if problem := day_out_of_range(attrs.get(name)):
+                raise serializers.ValidationError({name: problem})
         end = attrs.get("end") or timezone.now().date()
         start = attrs.get("start") or end - timedelta(days=DEFAULT_RANGE_DAYS - 1)
         if start > end:

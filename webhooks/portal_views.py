@@ -47,7 +47,7 @@ def _manager_or_403(request: HttpRequest) -> Membership | HttpResponse:
 
 
 def _form_id(value) -> int:
-    if not (isinstance(value, str) and value.isdigit()):
+    if not (isinstance(value, str) and value.isascii() and value.isdigit()):  # not "²"
         raise Http404("No such delivery.")
     return checked_id(int(value))
 

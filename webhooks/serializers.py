@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
+from mlapi import fields
 from webhooks.models import Delivery, WebhookEndpoint
 
 
 class EndpointInput(serializers.Serializer):
     """`{url, events, description?}` (PATCH: any of them, and `is_active`)."""
 
-    url = serializers.CharField(max_length=2000)
-    events = serializers.ListField(child=serializers.CharField(max_length=64), max_length=20)
-    description = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    url = fields.CharField(max_length=2000)
+    events = serializers.ListField(child=fields.CharField(max_length=64), max_length=20)
+    description = fields.CharField(max_length=200, required=False, allow_blank=True)
     is_active = serializers.BooleanField(required=False)
 
 

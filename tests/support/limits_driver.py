@@ -1,7 +1,9 @@
 """A stand-alone process that spends one subscription's quota, for tests that crash a store.
 
-    python tests/limits_driver.py setup QUOTA    -> migrates, prints the new subscription's id
-    python tests/limits_driver.py spend SUB_ID THREADS
+    python -m tests.support.limits_driver setup QUOTA   -> migrates, prints the new subscription id
+    python -m tests.support.limits_driver spend SUB_ID THREADS
+
+(from the project directory).
 
 Runs with DATABASE_URL / REDIS_URL of the test's private instances. `spend` prints one line
 per admitted request, `ok <units>`, flushed at once (a prediction delivered), and `503` for
@@ -18,7 +20,7 @@ import sys
 import threading
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
 
 _print_lock = threading.Lock()

@@ -5,7 +5,7 @@ principal (as keys authentication does), takes the real limits through `keys.lim
 (so 429s are the real ones), and fills the request's `mlapi_meter` as the data plane does.
 It is routed at `/api/v1/models/<name>/predict` by this module's `urlpatterns` (the project's
 routes plus this one), used with `@pytest.mark.urls` and by the gunicorn test server
-(`tests.test_usage_wsgi`).
+(`tests.support.usage_wsgi`).
 """
 
 from __future__ import annotations

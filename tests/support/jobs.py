@@ -26,8 +26,8 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from tests.objectstore import CREDENTIALS, MotoServer, storage_env
 from tests.servers import database_url
+from tests.support.objectstore import CREDENTIALS, MotoServer, storage_env
 
 IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 IRIS_ROWS = [  # (values, species) from the Iris data set
@@ -36,7 +36,7 @@ IRIS_ROWS = [  # (values, species) from the Iris data set
     ([6.3, 3.3, 6.0, 2.5], "virginica"),
 ]
 JOBS_URL = "/api/v1/jobs"
-BASE_DIR = Path(__file__).resolve().parent.parent
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def iris_csv(rows: int, *, header: list[str] | None = None, extra: str = "") -> bytes:

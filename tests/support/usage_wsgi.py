@@ -17,5 +17,5 @@ def application(environ, start_response):
 
         os.environ.setdefault("DJANGO_SETTINGS_MODULE", "mlapi.settings")
         _app = get_wsgi_application()
-        settings.ROOT_URLCONF = "tests.test_usage_support"
+        settings.ROOT_URLCONF = "tests.support.usage"
     return _app(environ, start_response)

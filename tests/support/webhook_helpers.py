@@ -12,7 +12,7 @@ from standardwebhooks.webhooks import Webhook
 from keys.models import Membership
 from tests.conftest import make_subscriber_key
 
-# This session's own webhook queue (as test_jobs_support's JOB_QUEUE): a shared broker's
+# This session's own webhook queue (as tests.support.jobs.JOB_QUEUE): a shared broker's
 # other workers must not take these messages.
 WEBHOOK_QUEUE = f"mlapi-webhooks-test-{uuid.uuid4().hex[:12]}"
 
