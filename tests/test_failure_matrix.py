@@ -1,9 +1,10 @@
 """Failure matrix on a live gunicorn: every endpoint class x every store going away.
 
-For each store (database, Redis cache and limiter, broker) one server runs on a store of the
-test's own that the test takes away and brings back: the database through a TCP relay that
-drops every connection (PostgreSQL only; SQLite is a file and cannot go away), Redis and the
-broker as a redis-server of this test's own that is stopped and started. While the store is
+For each store (database, Redis cache and limiter, broker, object storage) one server runs on a
+store of the test's own that the test takes away and brings back: the database through a TCP
+relay that drops every connection (PostgreSQL only; SQLite is a file and cannot go away), Redis
+and the broker as a redis-server of this test's own that is stopped and started, object storage
+as moto's S3 server behind a proxy that refuses and cuts every connection. While the store is
 gone every endpoint class answers within seconds with either its usual status or a 503 in its
 contract shape (problem+json under /api/, `{"error"}` on the protocol routes but V2 readiness's
 own `{"ready": false}`, a plain page in the portal and admin), never a 500; the classes that
@@ -15,6 +16,7 @@ for the operator's notes.
 from __future__ import annotations
 
 import itertools
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -31,6 +33,8 @@ from tests.factories import (
     seeded_plan,
 )
 from tests.servers import GunicornServer, database_url
+from tests.support.jobs import copy_artifacts_to_bucket
+from tests.support.objectstore import FaultyProxy, MotoServer, storage_env
 from tests.support.problems import TRACE_MARKERS, assert_problem
 from tests.support.stores import RedisProcess, Relay, wait_for
 
@@ -109,7 +113,7 @@ PROBES = [
     Probe("V2 health ready", "GET", "/v2/health/ready", (200,), frozenset({"database"})),
     Probe("KServe V1 alias", "POST", "/v1/models/iris:predict", (200,), PREDICT,
           lambda c: {**key(c), "json": {"instances": [IRIS]}}),
-    Probe("jobs submit", "POST", "/api/v1/jobs", (202,), DATA | {"broker"},
+    Probe("jobs submit", "POST", "/api/v1/jobs", (202,), DATA | {"broker", "objects"},
           lambda c: {**key(c), "json": {"model": "iris", "instances": [IRIS] * 3}}),
     Probe("jobs list", "GET", "/api/v1/jobs", (200,), frozenset({"database"}), key),
     Probe("signup", "POST", "/api/v1/auth/signup", (201,), frozenset({"database"}), signup),
@@ -156,7 +160,7 @@ def describe(response: requests.Response) -> str:
 def check_during_outage(store: str, probe: Probe, response: requests.Response) -> None:
     """Never a 500: the usual answer, or a 503 in the route's shape (required if it needs it)."""
     status = response.status_code
-    if probe.name == "readyz":
+    if probe.name == "readyz" and store in probe.needs:  # not objects: §1 names its components
         assert status == 503 and response.json()["components"][store]["status"] == "unavailable"
         return
     if store in probe.needs:
@@ -191,6 +195,8 @@ class Store:
         self.name = name
         self.redis = RedisProcess() if name in ("cache", "broker") else None
         self.relay: Relay | None = None
+        self.s3: MotoServer | None = None
+        self.proxy: FaultyProxy | None = None
 
     def server_env(self) -> dict[str, str]:
         # The embedded broker (a file in the data dir) unless the broker is the store under
@@ -205,24 +211,44 @@ class Store:
             env["DATABASE_URL"] = url.replace(f":{port}/", f":{self.relay.port}/")
         elif self.name == "cache":
             env["REDIS_URL"] = self.redis.start().url
-        else:
+        elif self.name == "broker":
             env["CELERY_BROKER_URL"] = self.redis.start().url
+        else:  # objects: job inputs and results, and the model artifacts, in a bucket
+            self.s3 = MotoServer()
+            bucket = f"matrix-{uuid.uuid4().hex[:10]}"
+            self.s3.client().create_bucket(Bucket=bucket)
+            copy_artifacts_to_bucket(self.s3, bucket, "p")
+            self.proxy = FaultyProxy(self.s3.port)
+            env |= storage_env(self.proxy.endpoint, f"s3://{bucket}/p")
         return env
 
     def take_away(self) -> None:
-        self.relay.cut() if self.relay else self.redis.stop()
+        if self.relay:
+            self.relay.cut()
+        elif self.proxy:
+            self.proxy.down()
+        else:
+            self.redis.stop()
 
     def bring_back(self) -> None:
-        self.relay.open() if self.relay else self.redis.start()
+        if self.relay:
+            self.relay.open()
+        elif self.proxy:
+            self.proxy.up()
+        else:
+            self.redis.start()
 
     def close(self) -> None:
         if self.relay:
             self.relay.cut()
         if self.redis:
             self.redis.stop()
+        if self.proxy:
+            self.proxy.close()
+            self.s3.stop()
 
 
-@pytest.mark.parametrize("store_name", ["database", "cache", "broker"])
+@pytest.mark.parametrize("store_name", ["database", "cache", "broker", "objects"])
 def test_every_endpoint_class_answers_503_or_its_usual_reply_while_a_store_is_away_and_recovers(
     store_name, live_demo_models, capsys
 ):
@@ -253,7 +279,7 @@ def test_every_endpoint_class_answers_503_or_its_usual_reply_while_a_store_is_aw
             rows.append([probe.name, f"{probe.method} {probe.path}", describe(response)])
         if store_name == "cache":  # refused data-plane calls spent no quota
             assert QuotaCounter.objects.get(subscription=subscription).used == used
-        if store_name == "broker":  # a refused job left nothing behind
+        if store_name in ("broker", "objects"):  # a refused job left nothing behind
             assert BatchJob.objects.filter(subscription=subscription).count() == jobs
 
         store.bring_back()

@@ -8,9 +8,6 @@ embedded broker loses the dead worker's message, RabbitMQ/Redis redeliver it) ta
 
 from __future__ import annotations
 
-import csv
-import io
-
 import pytest
 
 from predictions.jobs.housekeeping import recover_orphaned_jobs
@@ -19,9 +16,9 @@ from predictions.models import BatchJob, JobChunk, JobStatus
 from tests.conftest import make_subscriber_key
 from tests.support import jobs
 from tests.support.jobs import (
-    IRIS_ROWS,
+    assert_every_row_once_in_order,
+    numbered_csv,
     quota_used,
-    results_rows,
     submit_file,
     wait_finished,
     wait_for,
@@ -38,26 +35,6 @@ s3_server = jobs.s3_server
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow, pytest.mark.timeout(600)]
 
 ROWS = 20_000
-
-
-def numbered_csv(rows: int) -> bytes:
-    """Iris rows whose sepal_length carries the row number (5.10000042), so order is checkable."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width"])
-    for i in range(rows):
-        values = IRIS_ROWS[i % 3][0]
-        writer.writerow([f"{values[0]:.1f}{i:07d}", *values[1:]])
-    return out.getvalue().encode()
-
-
-def assert_every_row_once_in_order(client, key, job_id, rows: int) -> None:
-    results = results_rows(client, key, job_id)
-    assert len(results) == rows
-    expected = numbered_csv(rows).decode().splitlines()[1:]
-    got = [",".join(list(r.values())[:4]) for r in results]
-    assert got == expected  # every row once, in input order
-    assert all(r["prediction"] and not r["error"] for r in results)
 
 
 @pytest.fixture(autouse=True)

@@ -28,8 +28,7 @@ from keys.limits import quota_status
 from keys.models import QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
 from tests.servers import BASE_DIR, GunicornServer
-from tests.test_limits_live import predict
-from tests.test_multinode import spend_quota
+from tests.support.load import predict, spend_quota
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 DRIVER = ["-m", "tests.support.limits_driver"]  # run from BASE_DIR

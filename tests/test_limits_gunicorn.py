@@ -22,7 +22,7 @@ from keys.keycache import TTL as KEY_CACHE_TTL
 from keys.models import ApiKey, QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
 from tests.servers import database_url, free_port
-from tests.test_limits_live import THREADS, hammer, quota_worker
+from tests.support.load import THREADS, hammer, quota_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 BASE_DIR = Path(__file__).resolve().parent.parent

@@ -9,8 +9,6 @@ the database bucket by default; PostgreSQL + the Redis bucket in the services ru
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 
 import pytest
@@ -20,70 +18,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from keys.limits import quota_status
 from keys.models import QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
+from tests.support.load import THREADS, hammer, predict, quota_worker
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
-THREADS = 32
-ROW = [5.1, 3.5, 1.4, 0.2]
-
-
-def hammer(url: str, key: str, worker) -> list:
-    """Run `worker(session, url, key)` in THREADS threads released together; gather results."""
-    results: list = []
-    errors: list = []
-    lock = threading.Lock()
-    start = threading.Barrier(THREADS)
-    base = url.split("/api/")[0]
-
-    def run():
-        with requests.Session() as session:
-            session.headers["X-API-Key"] = key
-            # Open the keep-alive connection first: 32 simultaneous connects would overflow the
-            # test server's listen backlog, and a reset connection proves nothing about limits.
-            for _ in range(50):
-                try:
-                    session.get(f"{base}/healthz", timeout=10)
-                    break
-                except requests.ConnectionError:
-                    time.sleep(0.05)
-            start.wait()
-            try:
-                out = worker(session, url)
-            except BaseException as exc:  # a lost response would hide an admission
-                with lock:
-                    errors.append(exc)
-                raise
-        with lock:
-            results.extend(out)
-
-    threads = [threading.Thread(target=run) for _ in range(THREADS)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=120)
-    assert not errors, errors[:3]
-    return results
-
-
-def predict(session, url: str, n: int):
-    response = session.post(url, json={"instances": [ROW] * n}, timeout=60)
-    code = response.json().get("code") if response.status_code != 200 else None
-    return response.status_code, code, response
-
-
-def quota_worker(session, url):
-    """Ask for 1-5 predictions until refused; after a refusal, insist with 1 until refused."""
-    admitted, rng, n = [], random.Random(), None
-    while True:
-        size = n or rng.randint(1, 5)
-        status, code, response = predict(session, url, size)
-        if status == 200:
-            admitted.append(size)
-            continue
-        assert (status, code) == (429, "quota_exceeded"), response.text
-        assert response.headers["Retry-After"]
-        if size == 1:
-            return admitted
-        n = 1
 
 
 def test_concurrent_predictions_admit_exactly_the_quota(live_server, live_demo_models):

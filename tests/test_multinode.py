@@ -7,17 +7,16 @@ instances. Admitted predictions must equal the quota exactly, and after both nod
 
 from __future__ import annotations
 
-import random
 import threading
 import time
 
 import pytest
-import requests
 from django.db.models import Sum
 
 from keys.models import QuotaCounter
 from tests.factories import ApiKeyFactory, PlanFactory, SubscriptionFactory
 from tests.servers import GunicornServer
+from tests.support.load import spend_quota
 from usage.models import UsageRecord
 
 pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -25,40 +24,6 @@ pytestmark = [pytest.mark.services, pytest.mark.slow, pytest.mark.django_db(tran
 CLIENTS = 64
 QUOTA = 600
 IRIS = [5.1, 3.5, 1.4, 0.2]
-
-
-def spend_quota(urls: list[str], key: str, seed: int, answered: list, admitted: list) -> None:
-    """Predict batches of 1-5 until even one instance is refused for quota; a node that
-    refuses connections (shut down) is left for the next one."""
-    try:
-        _spend(urls[seed % len(urls) :] + urls[: seed % len(urls)], key, seed, answered, admitted)
-    except BaseException as exc:  # a thread's failure must fail the test
-        answered.append(exc)
-
-
-def _spend(urls: list[str], key: str, seed: int, answered: list, admitted: list) -> None:
-    rng = random.Random(seed)
-    while True:
-        n = rng.randint(1, 5)
-        try:
-            response = requests.post(
-                f"{urls[0]}/api/v1/models/iris/predict",
-                json={"instances": [IRIS] * n},
-                headers={"X-API-Key": key},
-                timeout=60,
-            )
-        except requests.ConnectionError:
-            assert len(urls) > 1, "the last node refused a connection"
-            urls = urls[1:]  # not answered: neither metered nor counted
-            continue
-        answered.append(response.status_code)
-        if response.status_code == 200:
-            admitted.append(len(response.json()["predictions"]))
-            continue
-        assert response.status_code == 429, response.text
-        assert response.json()["code"] == "quota_exceeded", response.text
-        if n == 1:
-            return
 
 
 def test_two_nodes_admit_exactly_the_quota_and_record_every_answered_request(

@@ -22,9 +22,11 @@ from tests.conftest import make_subscriber_key
 from tests.support import jobs
 from tests.support.jobs import (
     JOBS_URL,
+    assert_every_row_once_in_order,
     copy_artifacts_to_bucket,
     iris_csv,
     job_folders,
+    numbered_csv,
     quota_used,
     submit_file,
     use_object_storage,
@@ -32,7 +34,7 @@ from tests.support.jobs import (
     wait_for,
 )
 from tests.support.objectstore import FaultyProxy, storage_env
-from tests.test_jobs_crash import assert_every_row_once_in_order, numbered_csv
+from tests.support.problems import assert_problem
 
 usage_written_in_the_request = jobs.usage_written_in_the_request
 job_storage = jobs.job_storage
@@ -53,11 +55,6 @@ def proxied_s3(settings, s3_server, demo_model_rows, job_storage):
     use_object_storage(settings, proxy.endpoint, f"s3://{bucket}/p")
     yield proxy
     proxy.close()
-
-
-def assert_problem(response, status: int, code: str) -> None:
-    assert response.status_code == status, response.content
-    assert response.json()["code"] == code
 
 
 @pytest.mark.django_db

@@ -217,7 +217,7 @@ def infer_answers(address: str, key: str) -> bool:
     import grpc
     from tritonclient.grpc import service_pb2_grpc
 
-    from tests.grpc_support import call, iris_request
+    from tests.support.grpc_calls import call, iris_request
 
     with grpc.insecure_channel(address) as channel:
         stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)

@@ -16,7 +16,7 @@ from django.test import Client
 
 from tests.factories import team_organization
 from tests.factories import usage_event as event
-from tests.test_usage_support import make_subscription
+from tests.support.usage import make_subscription
 from usage.models import DailyUsage
 from usage.writer import write_events
 
@@ -76,7 +76,7 @@ def test_the_writer_keeps_one_rollup_per_protocol_and_version(mixed):
 
 
 @pytest.mark.django_db
-@pytest.mark.urls("tests.test_usage_support")
+@pytest.mark.urls("tests.support.usage")
 def test_api_usage_sums_every_protocol_and_version_of_a_day(mixed):
     sub, key = mixed
     client = Client()

@@ -16,6 +16,7 @@ from events.models import Event
 from keys.events import threshold_units
 from tests.support import jobs, webhook_helpers
 from tests.support.jobs import JOB_QUEUE, submit_instances, wait_for
+from tests.support.load import hammer, quota_worker
 from tests.support.webhook_helpers import (
     WEBHOOK_QUEUE,
     independent_signature_ok,
@@ -24,7 +25,6 @@ from tests.support.webhook_helpers import (
     webhooks_url,
 )
 from tests.support.webhook_receiver import Receiver
-from tests.test_limits_live import hammer, quota_worker
 from webhooks import services
 from webhooks.models import Delivery, DeliveryStatus
 

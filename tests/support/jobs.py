@@ -281,3 +281,23 @@ def worker_process(live_demo_models, tmp_path):
     yield start
     for worker in started:
         worker.stop()
+
+
+def numbered_csv(rows: int) -> bytes:
+    """Iris rows whose sepal_length carries the row number (5.10000042), so order is checkable."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["sepal_length", "sepal_width", "petal_length", "petal_width"])
+    for i in range(rows):
+        values = IRIS_ROWS[i % 3][0]
+        writer.writerow([f"{values[0]:.1f}{i:07d}", *values[1:]])
+    return out.getvalue().encode()
+
+
+def assert_every_row_once_in_order(client, key, job_id, rows: int) -> None:
+    results = results_rows(client, key, job_id)
+    assert len(results) == rows
+    expected = numbered_csv(rows).decode().splitlines()[1:]
+    got = [",".join(list(r.values())[:4]) for r in results]
+    assert got == expected  # every row once, in input order
+    assert all(r["prediction"] and not r["error"] for r in results)
