@@ -4,7 +4,8 @@ For each store (database, Redis cache and limiter, broker, object storage) one s
 store of the test's own that the test takes away and brings back: the database through a TCP
 relay that drops every connection (PostgreSQL only; SQLite is a file and cannot go away), Redis
 and the broker as a redis-server of this test's own that is stopped and started, object storage
-as moto's S3 server behind a proxy that refuses and cuts every connection. While the store is
+as moto's S3 server behind a proxy that refuses and cuts every connection. A gRPC server runs
+beside gunicorn on the same stores, so the data plane is probed on every protocol. While the store is
 gone every endpoint class answers within seconds with either its usual status or a 503 in its
 contract shape (problem+json under /api/, `{"error"}` on the protocol routes but V2 readiness's
 own `{"ready": false}`, a plain page in the portal and admin), never a 500; the classes that
@@ -20,8 +21,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import grpc
 import pytest
 import requests
+from tritonclient.grpc import service_pb2_grpc
 
 from keys.models import QuotaCounter
 from predictions.models import BatchJob
@@ -32,7 +35,8 @@ from tests.factories import (
     SubscriptionFactory,
     seeded_plan,
 )
-from tests.servers import GunicornServer, database_url
+from tests.servers import GrpcServer, GunicornServer, database_url
+from tests.support.grpc_calls import call, iris_request
 from tests.support.jobs import copy_artifacts_to_bucket
 from tests.support.objectstore import FaultyProxy, MotoServer, storage_env
 from tests.support.problems import TRACE_MARKERS, assert_problem
@@ -173,6 +177,24 @@ def check_during_outage(store: str, probe: Probe, response: requests.Response) -
     assert not any(marker in response.text for marker in TRACE_MARKERS), response.text[:2000]
 
 
+def grpc_infer(address: str, key: str) -> tuple[grpc.StatusCode, str]:
+    """One iris ModelInfer on the gRPC data plane: (status, message)."""
+    with grpc.insecure_channel(address) as channel:
+        stub = service_pb2_grpc.GRPCInferenceServiceStub(channel)
+        _, code, details, *_ = call(stub, iris_request(), key, timeout=TIMEOUT_S)
+    return code, details or ""
+
+
+def check_grpc_during_outage(store: str, code: grpc.StatusCode, details: str) -> None:
+    """gRPC's shape of the same rule: OK, or UNAVAILABLE `service_unavailable: ...`; never
+    INTERNAL, UNKNOWN or a blown deadline (a hang)."""
+    assert code in (grpc.StatusCode.OK, grpc.StatusCode.UNAVAILABLE), (code, details)
+    if store in PREDICT:
+        assert code == grpc.StatusCode.UNAVAILABLE, (code, details)
+    if code == grpc.StatusCode.UNAVAILABLE:
+        assert details.startswith("service_unavailable: "), details
+
+
 def prepare(url: str, username: str, key_text: str) -> Client:
     client = Client(url=url, key=key_text, username=username)
     credentials = {"username": username, "password": TEST_PASSWORD}
@@ -260,14 +282,17 @@ def test_every_endpoint_class_answers_503_or_its_usual_reply_while_a_store_is_aw
     subscription.user.save()
     key_text = ApiKeyFactory(subscription=subscription).plaintext
     store = Store(store_name)
-    server = GunicornServer(env=store.server_env())
+    env = store.server_env()
+    server, rpc = GunicornServer(env=env), GrpcServer(env=env)
     rows = []
     try:
         server.start()
+        rpc.start()
         client = prepare(server.url, subscription.user.username, key_text)
         for probe in PROBES:
             response = send(client, probe)
             assert response.status_code in probe.ok, f"{probe.name}: {response.text[:300]}"
+        assert grpc_infer(rpc.address, key_text)[0] == grpc.StatusCode.OK
         used = QuotaCounter.objects.get(subscription=subscription).used
         jobs = BatchJob.objects.filter(subscription=subscription).count()
 
@@ -277,20 +302,28 @@ def test_every_endpoint_class_answers_503_or_its_usual_reply_while_a_store_is_aw
                 response = send(client, probe)
                 check_during_outage(store_name, probe, response)
             rows.append([probe.name, f"{probe.method} {probe.path}", describe(response)])
+        code, details = grpc_infer(rpc.address, key_text)
+        check_grpc_during_outage(store_name, code, details)
+        rows.append(["gRPC ModelInfer", "inference.GRPCInferenceService/ModelInfer", code.name])
         if store_name == "cache":  # refused data-plane calls spent no quota
             assert QuotaCounter.objects.get(subscription=subscription).used == used
         if store_name in ("broker", "objects"):  # a refused job left nothing behind
             assert BatchJob.objects.filter(subscription=subscription).count() == jobs
 
         store.bring_back()
-        for probe, row in zip(PROBES, rows, strict=True):
+        for probe, row in zip(PROBES, rows, strict=False):
             assert wait_for(lambda p=probe: send(client, p).status_code in p.ok, 30), probe.name
             row.append(describe(send(client, probe)))
+        ok = grpc.StatusCode.OK
+        assert wait_for(lambda: grpc_infer(rpc.address, key_text)[0] == ok, 30), rpc.log_text()
+        rows[-1].append(ok.name)
     finally:
         server.stop()
+        rpc.stop()
         store.close()
     with capsys.disabled():
         print(f"\n{store_name} away | endpoint | during outage | after recovery")
         for row in rows:
             print(" | ".join(row))
     assert "Internal Server Error" not in server.log_text(), server.log_text()
+    assert "Traceback" not in rpc.log_text(), rpc.log_text()
