@@ -227,8 +227,8 @@ def models_ready() -> tuple[bool, str]:
             get_predictor(mv.model.name)
         except ModelRetired:
             continue  # retired on schedule: unpinned calls say so (404); nothing failed to load
-        except (ModelUnavailable, ModelNotFound):
-            failed.append(mv.model.name)
+        except (ModelUnavailable, ModelNotFound, storage.StorageUnavailable):
+            failed.append(mv.model.name)  # (the object store away: not loadable right now)
     if failed:
         return False, f"cannot load: {', '.join(sorted(failed))}"
     return True, "ok"

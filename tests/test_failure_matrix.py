@@ -5,13 +5,13 @@ store of the test's own that the test takes away and brings back: the database t
 relay that drops every connection (PostgreSQL only; SQLite is a file and cannot go away), Redis
 and the broker as a redis-server of this test's own that is stopped and started, object storage
 as moto's S3 server behind a proxy that refuses and cuts every connection. A gRPC server runs
-beside gunicorn on the same stores, so the data plane is probed on every protocol. While the store is
-gone every endpoint class answers within seconds with either its usual status or a 503 in its
-contract shape (problem+json under /api/, `{"error"}` on the protocol routes but V2 readiness's
-own `{"ready": false}`, a plain page in the portal and admin), never a 500; the classes that
-need the store (the contract's "quota never fails open") answer 503. Once the store is back
-every endpoint answers as before, without a restart. The observed matrix is printed (pytest -s)
-for the operator's notes.
+beside gunicorn on the same stores, so the data plane is probed on every protocol. While the
+store is gone every endpoint class answers within seconds with either its usual status or a 503
+in its contract shape (problem+json under /api/, `{"error"}` on the protocol routes but V2
+readiness's own `{"ready": false}`, a plain page in the portal and admin, UNAVAILABLE on gRPC),
+never a 500; the classes that need the store (the contract's "quota never fails open") answer
+503. Once the store is back every endpoint answers as before, without a restart. The observed
+matrix is printed (pytest -s) for the operator's notes.
 """
 
 from __future__ import annotations

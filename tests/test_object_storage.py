@@ -74,6 +74,34 @@ def test_storage_unreachable_at_upload_is_503_and_charges_nothing(client, demo_m
     assert submit_file(client, key, iris_csv(50)).status_code == 202  # back: accepted
 
 
+@pytest.mark.django_db
+def test_a_process_that_has_not_loaded_its_model_says_the_store_is_away(
+    client, demo_models, proxied_s3
+):
+    """A web process started (or whose cache was dropped) during the outage: not ready, and
+    predictions answer 503 service_unavailable (a store away), never a 500; back afterwards."""
+    from predictions.inference import clear_cache
+
+    _, key = make_subscriber_key()
+    clear_cache()
+    proxied_s3.down()
+    ready = client.get("/v2/health/ready")
+    assert ready.status_code == 503 and ready.json() == {"ready": False}
+    assert client.get("/readyz").json()["components"]["models"]["status"] == "unavailable"
+    body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+    response = client.post(
+        "/api/v1/models/iris/predict", body, content_type="application/json", HTTP_X_API_KEY=key
+    )
+    assert_problem(response, 503, "service_unavailable")
+    assert response["Retry-After"]
+    proxied_s3.up()
+    assert client.get("/v2/health/ready").json() == {"ready": True}
+    response = client.post(
+        "/api/v1/models/iris/predict", body, content_type="application/json", HTTP_X_API_KEY=key
+    )
+    assert response.status_code == 200, response.content
+
+
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.slow
 def test_a_storage_blip_during_a_run_is_retried_and_the_job_succeeds(
