@@ -83,6 +83,36 @@ def note_admitted(*, principal, units: int, state) -> None:
         log.warning("quota.threshold not written", exc_info=True)
 
 
+_exhausted_reported: set[tuple[int, str]] = set()  # (subscription, period) this process did
+
+
+def note_exhausted(*, principal, units: int, state) -> None:
+    """After a quota refusal of a one-unit request: the quota is spent (nothing remains), so
+    every threshold has been reached. Emitted here too (deduplicated) because with pooled
+    leases the admit that took the last units can see a stale count and miss its crossing;
+    once per subscription and period in each process, so refusals stay cheap."""
+    if units != 1 or state is None or principal.organization_id is None or state.quota <= 0:
+        return
+    key = (principal.subscription_id, state.period_start.isoformat())
+    if key in _exhausted_reported:
+        return
+    try:
+        with transaction.atomic():
+            for percent in THRESHOLDS:
+                _emit_threshold(
+                    subscription_id=principal.subscription_id,
+                    organization_id=principal.organization_id,
+                    percent=percent,
+                    used=max(state.used, state.quota),
+                    limit=state.quota,
+                    start=state.period_start,
+                    end=state.period_end,
+                )
+        _exhausted_reported.add(key)
+    except Exception:
+        log.warning("quota.threshold not written", exc_info=True)
+
+
 def reconcile_quota_thresholds() -> int:
     """Emit every threshold the current periods' counters have reached (deduplicated)."""
     from keys.limits import quota_status
