@@ -62,25 +62,32 @@ def _emit_threshold(*, subscription_id, organization_id, percent, used, limit, s
     )
 
 
-def note_admitted(*, principal, units: int, state) -> None:
-    """After an admit: emit `quota.threshold` for each threshold this request crossed."""
-    hits = crossed(used=state.used, units=units, limit=state.quota)
-    if not hits or principal.organization_id is None:
-        return
+def _emit_thresholds(*, principal, state, percents, used: int) -> bool:
+    """Write the `quota.threshold` events of `percents` for the principal's period, together;
+    never fails the request that noticed them (logged)."""
     try:
         with transaction.atomic():
-            for percent in hits:
+            for percent in percents:
                 _emit_threshold(
                     subscription_id=principal.subscription_id,
                     organization_id=principal.organization_id,
                     percent=percent,
-                    used=state.used,
+                    used=used,
                     limit=state.quota,
                     start=state.period_start,
                     end=state.period_end,
                 )
     except Exception:
         log.warning("quota.threshold not written", exc_info=True)
+        return False
+    return True
+
+
+def note_admitted(*, principal, units: int, state) -> None:
+    """After an admit: emit `quota.threshold` for each threshold this request crossed."""
+    hits = crossed(used=state.used, units=units, limit=state.quota)
+    if hits and principal.organization_id is not None:
+        _emit_thresholds(principal=principal, state=state, percents=hits, used=state.used)
 
 
 _exhausted_reported: set[tuple[int, str]] = set()  # (subscription, period) this process did
@@ -96,21 +103,9 @@ def note_exhausted(*, principal, units: int, state) -> None:
     key = (principal.subscription_id, state.period_start.isoformat())
     if key in _exhausted_reported:
         return
-    try:
-        with transaction.atomic():
-            for percent in THRESHOLDS:
-                _emit_threshold(
-                    subscription_id=principal.subscription_id,
-                    organization_id=principal.organization_id,
-                    percent=percent,
-                    used=max(state.used, state.quota),
-                    limit=state.quota,
-                    start=state.period_start,
-                    end=state.period_end,
-                )
+    used = max(state.used, state.quota)
+    if _emit_thresholds(principal=principal, state=state, percents=THRESHOLDS, used=used):
         _exhausted_reported.add(key)
-    except Exception:
-        log.warning("quota.threshold not written", exc_info=True)
 
 
 def reconcile_quota_thresholds() -> int:

@@ -39,21 +39,7 @@ job_storage_session = jobs.job_storage_session
 
 @pytest.fixture(scope="module")
 def webhook_worker_module(django_db_setup, django_db_blocker):
-    from celery.contrib.testing.worker import start_worker
-
-    from mlapi.celery import app
-
-    with (
-        django_db_blocker.unblock(),
-        start_worker(
-            app,
-            pool="solo",
-            perform_ping_check=False,
-            loglevel="WARNING",
-            shutdown_timeout=30,
-            queues=[WEBHOOK_QUEUE, JOB_QUEUE],
-        ) as worker,
-    ):
+    with jobs.running_worker(django_db_blocker, [WEBHOOK_QUEUE, JOB_QUEUE]) as worker:
         yield worker
 
 

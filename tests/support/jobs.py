@@ -12,6 +12,7 @@ objects (inputs, parts, results and the demo models' artifacts) in a real S3-spe
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -186,9 +187,9 @@ def usage_written_in_the_request(settings, job_storage):
     settings.MLAPI_JOB_QUEUE = JOB_QUEUE
 
 
-@pytest.fixture(scope="module")
-def celery_worker_module(django_db_setup, django_db_blocker):
-    """One real Celery worker per test module (Celery's test worker, in a thread)."""
+@contextlib.contextmanager
+def running_worker(django_db_blocker, queues: list[str]):
+    """A real Celery worker (Celery's test worker, in a thread) consuming `queues`."""
     from celery.contrib.testing.worker import start_worker
 
     from mlapi.celery import app
@@ -201,9 +202,16 @@ def celery_worker_module(django_db_setup, django_db_blocker):
             perform_ping_check=False,
             loglevel="WARNING",
             shutdown_timeout=30,
-            queues=[JOB_QUEUE],
+            queues=queues,
         ) as worker,
     ):
+        yield worker
+
+
+@pytest.fixture(scope="module")
+def celery_worker_module(django_db_setup, django_db_blocker):
+    """One real Celery worker per test module, on the job queue."""
+    with running_worker(django_db_blocker, [JOB_QUEUE]) as worker:
         yield worker
 
 
