@@ -1,13 +1,14 @@
 """The events keys decides: quota thresholds, key expiry and revocation, subscription changes.
 
 `note_admitted` is on the predict path: pure arithmetic on the state `limits.admit` returned,
-and a write only for the one request whose units crossed 80, 90 or 100 % of the period's
-quota. The quota counter is consumed atomically, so the crossing request is unique for a given
-`used` sequence; the outbox's unique `dedupe_key` (subscription, period start, threshold) makes
-it exactly once even when refunds let a later request cross the same line again, or when a
-second node reaches it concurrently. A process that dies between its admit and that write is
-covered by `reconcile_quota_thresholds` (periodic), which emits any crossing the counters
-show and the outbox lacks.
+and a write only for the request whose units crossed 80, 90 or 100 % of the period's quota.
+Each admit reports the count before and after its units (a store whose counts can be revised
+down reports its high-water mark as "before"), so every threshold is crossed by some request;
+the outbox's unique `dedupe_key` (subscription, period start, threshold) makes it exactly once
+even when refunds let a later request cross the same line again, or when a second node
+reaches it concurrently. A process that dies between its admit and that write is covered by
+`reconcile_quota_thresholds` (periodic), which emits any crossing the counters show and the
+outbox lacks.
 """
 
 from __future__ import annotations
@@ -36,11 +37,10 @@ def threshold_units(limit: int, percent: int) -> int:
     return -(-limit * percent // 100)
 
 
-def crossed(*, used: int, units: int, limit: int) -> tuple[int, ...]:
-    """Thresholds that going from `used - units` to `used` crossed (pure arithmetic)."""
+def crossed(*, before: int, used: int, limit: int) -> tuple[int, ...]:
+    """Thresholds that going from `before` to `used` crossed (pure arithmetic)."""
     if limit <= 0:
         return ()
-    before = used - units
     return tuple(p for p in THRESHOLDS if before < threshold_units(limit, p) <= used)
 
 
@@ -85,27 +85,14 @@ def _emit_thresholds(*, principal, state, percents, used: int) -> bool:
 
 def note_admitted(*, principal, units: int, state) -> None:
     """After an admit: emit `quota.threshold` for each threshold this request crossed."""
-    hits = crossed(used=state.used, units=units, limit=state.quota)
+    before = state.used - units if state.before is None else state.before
+    _note_crossed(principal=principal, state=state, before=before)
+
+
+def _note_crossed(*, principal, state, before: int) -> None:
+    hits = crossed(before=before, used=state.used, limit=state.quota)
     if hits and principal.organization_id is not None:
         _emit_thresholds(principal=principal, state=state, percents=hits, used=state.used)
-
-
-_exhausted_reported: set[tuple[int, str]] = set()  # (subscription, period) this process did
-
-
-def note_exhausted(*, principal, units: int, state) -> None:
-    """After a quota refusal of a one-unit request: the quota is spent (nothing remains), so
-    every threshold has been reached. Emitted here too (deduplicated) because with pooled
-    leases the admit that took the last units can see a stale count and miss its crossing;
-    once per subscription and period in each process, so refusals stay cheap."""
-    if units != 1 or state is None or principal.organization_id is None or state.quota <= 0:
-        return
-    key = (principal.subscription_id, state.period_start.isoformat())
-    if key in _exhausted_reported:
-        return
-    used = max(state.used, state.quota)
-    if _emit_thresholds(principal=principal, state=state, percents=THRESHOLDS, used=used):
-        _exhausted_reported.add(key)
 
 
 def reconcile_quota_thresholds() -> int:
@@ -122,7 +109,7 @@ def reconcile_quota_thresholds() -> int:
     emitted = 0
     for subscription in candidates:
         status = quota_status(subscription=subscription)
-        hits = crossed(used=status.used, units=status.used, limit=status.limit)
+        hits = crossed(before=0, used=status.used, limit=status.limit)
         with transaction.atomic():
             for percent in hits:
                 emitted += _emit_threshold(
@@ -190,4 +177,4 @@ def note_consumed(*, principal) -> None:
         state = peek(principal=principal)
     except (LimitError, ServiceUnavailable):
         return  # the periodic reconciliation emits it
-    note_admitted(principal=principal, units=state.used, state=state)
+    _note_crossed(principal=principal, state=state, before=0)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from keys import limits
-from keys.events import note_admitted, note_exhausted
+from keys.events import note_admitted
 from keys.principal import Principal
 from mlapi.exceptions import DomainError
 
@@ -55,11 +55,7 @@ class RequestMeter:
 
     def admit(self, units: int) -> None:
         """One token and `units` of quota, atomically; raises `RateLimited`/`QuotaExceeded`."""
-        try:
-            self._limit(lambda principal: limits.admit(principal=principal, units=units))
-        except limits.QuotaExceeded:
-            note_exhausted(principal=self.principal, units=units, state=self.limit_state)
-            raise
+        self._limit(lambda principal: limits.admit(principal=principal, units=units))
         # quota.threshold webhooks: arithmetic on the admitted state; a write only on a crossing.
         note_admitted(principal=self.principal, units=units, state=self.limit_state)
         self.admitted = (units, self.limit_state.period_start)

@@ -46,7 +46,7 @@ def test_a_dedupe_key_makes_a_second_emit_a_no_op():
      (1000, 1, (100,)), (950, 1, ())],
 )  # fmt: skip
 def test_only_the_request_that_crosses_a_threshold_emits_it(used, units, hits):
-    assert key_events.crossed(used=used, units=units, limit=1000) == hits
+    assert key_events.crossed(before=used - units, used=used, limit=1000) == hits
 
 
 def test_reconciliation_emits_a_crossing_whose_process_died_and_nothing_twice():

@@ -46,18 +46,23 @@ def principal_for(make_subscriber, quota: int = QUOTA) -> Principal:
     )
 
 
-def spend(principal: Principal, *, limit: int | None = None, threads: int = 1) -> int:
-    """Admit 1-unit requests until refused (or `limit` delivered); the units delivered."""
+def spend(
+    principal: Principal, *, limit: int | None = None, threads: int = 1, seen: list | None = None
+) -> int:
+    """Admit 1-unit requests until refused (or `limit` delivered); the units delivered.
+    `seen` collects the (before, used) each admit reported."""
     delivered = [0] * threads
 
     def run(i: int) -> None:
         try:
             while limit is None or sum(delivered) < limit:
                 try:
-                    limits.admit(principal=principal, units=1)
+                    state = limits.admit(principal=principal, units=1)
                 except limits.QuotaExceeded:
                     return
                 delivered[i] += 1
+                if seen is not None:
+                    seen.append((state.before, state.used))
         finally:
             if threads > 1:
                 connection.close()  # this thread's own connection
@@ -85,6 +90,25 @@ def test_pooled_admits_are_exact_and_leave_nothing_stranded(private_redis, make_
     assert delivered == QUOTA == counter(principal)
     assert sum(pooled(private_redis).values()) == 0
     assert limits.quota_status(subscription=_sub(principal)).remaining == 0
+
+
+def test_concurrent_admits_each_report_their_own_count_while_leases_land_out_of_order(
+    private_redis, make_subscriber
+):
+    # Leases run in parallel and reach the pool in any order. Every count from 1 to the quota
+    # is crossed by some admit (a quota.threshold webhook at any level is sent: the outbox
+    # deduplicates the rare second crossing), and what the admits report (RateLimit-Remaining)
+    # ends exact and never runs behind.
+    principal = principal_for(make_subscriber)
+    seen: list[tuple[int, int]] = []
+    assert spend(principal, threads=8, seen=seen) == QUOTA
+    crossings = [n for before, used in seen for n in range(before + 1, used + 1)]
+    assert set(crossings) == set(range(1, QUOTA + 1))
+    # A second crossing happens only from a lease that was in flight when the pool began.
+    assert len(crossings) <= QUOTA + 8 * QUOTA * FRACTION
+    assert max(used for _, used in seen) == QUOTA
+    reported = sorted(used for _, used in seen)
+    assert all(r >= n for n, r in enumerate(reported, 1))  # never fewer than delivered
 
 
 def test_a_redis_restart_without_persistence_never_resets_the_quota(private_redis, make_subscriber):

@@ -108,6 +108,35 @@ def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(worker
     assert entry["next_retry_at"] is None and entry["duration_ms"] is not None
 
 
+def test_a_retry_whose_message_arrives_early_is_still_attempted_when_due(worker):
+    # A broker's timer can hand over a countdown message a little before its time; the retry
+    # must not be dropped until the next sweep (none runs in this test).
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from events.services import emit_event
+    from webhooks import dispatch
+
+    subscription, _, _ = org_with_owner()
+    with Receiver(["ok"]) as receiver:
+        endpoint, secret = services.create_webhook_endpoint(
+            organization=subscription.organization, url=receiver.url, events=["key.revoked"]
+        )
+        event = emit_event(type="key.revoked", organization_id=endpoint.organization_id, data={})
+        Event.objects.filter(pk=event.pk).update(dispatched_at=timezone.now())
+        delivery = Delivery.objects.create(
+            endpoint=endpoint, event=event, next_attempt_at=timezone.now() + timedelta(seconds=1)
+        )
+        assert dispatch.attempt_delivery(delivery_id=delivery.pk) is None  # early: not yet
+        [request] = receiver.wait_for(1)
+    assert verified(secret, request)["type"] == "key.revoked"
+    due = delivery.next_attempt_at
+    delivery.refresh_from_db()
+    assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempts == 1
+    assert delivery.delivered_at >= due
+
+
 def test_a_job_produces_job_succeeded_with_its_results_url(worker, client):
     subscription, _, key = org_with_owner()
     with Receiver(["ok"]) as receiver:

@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from events.models import Event
@@ -123,6 +123,7 @@ def attempt_delivery(*, delivery_id: int) -> str | None:
     """One attempt if the delivery is due and unclaimed; returns its status afterwards."""
     now = timezone.now()
     if not _claim(delivery_id, now):
+        _requeue_if_early(delivery_id, now)
         return None
     delivery = Delivery.objects.select_related("endpoint", "event").get(pk=delivery_id)
     result = _request(delivery)
@@ -148,6 +149,24 @@ def attempt_delivery(*, delivery_id: int) -> str | None:
     ):
         _send("webhooks.deliver", delivery_id, countdown=(retry_at - done).total_seconds())
     return fields.get("status", DeliveryStatus.PENDING)
+
+
+def _requeue_if_early(delivery_id: int, now: datetime) -> None:
+    """A retry whose message arrived before its time (a broker's or worker's timer can fire
+    a few milliseconds early, or a redelivery came in between) is sent again for the rest of
+    its wait instead of being dropped until the sweep."""
+    due_at = (
+        Delivery.objects.filter(
+            pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__gt=now
+        )
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .values_list("next_attempt_at", flat=True)
+        .first()
+    )
+    if due_at is not None:
+        wait = (due_at - now).total_seconds()
+        if wait <= settings.MLAPI_WEBHOOK_MAX_COUNTDOWN_S:
+            _send("webhooks.deliver", delivery_id, countdown=wait)
 
 
 def sweep() -> dict[str, int]:

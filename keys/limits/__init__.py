@@ -97,7 +97,7 @@ def _limits(subscription_id: int, plan, now: float) -> Limits:
     return Limits(subscription_id, float(plan.rate), int(plan.burst), int(plan.quota), start, end)
 
 
-def _state(limits: Limits, step: Step, now: float) -> LimitState:
+def _state(limits: Limits, step: Step, now: float, units: int = 0) -> LimitState:
     return LimitState(
         limits.rate,
         limits.burst,
@@ -107,11 +107,12 @@ def _state(limits: Limits, step: Step, now: float) -> LimitState:
         limits.period_start,
         limits.period_end,
         now,
+        step.used - units if step.before is None else step.before,
     )
 
 
 def _decide(limits: Limits, step: Step, now: float, units: int) -> LimitState:
-    state = _state(limits, step, now)
+    state = _state(limits, step, now, units if step.admitted else 0)
     if step.outcome is Outcome.RATE_LIMITED:
         raise rate_limited(state)
     if step.outcome is Outcome.QUOTA_EXCEEDED:

@@ -39,6 +39,9 @@ class Step:
     tokens: float  # left in the bucket, fractional
     used: int  # quota units used in the period (delivered, not merely reserved)
     extension: int
+    # For threshold crossings, `used` before this step as the store saw it (None: `used` minus
+    # the step's units). A store whose counts can be revised down gives its high-water mark.
+    before: int | None = None
 
     @property
     def admitted(self) -> bool:

@@ -3,16 +3,23 @@
 Keys:
 * `mlapi:bucket:<subscription>`: the token bucket `{tokens, ts}` (Redis' own clock, `TIME`).
 * `mlapi:pool:<run_id>:<subscription>:<period start>:<plan quota>`: the pool of quota units
-  leased durably from the database and not yet used: `{units, out, limit, size, at, busy,
-  busy_until}`. `<run_id>` is read by the script itself from `INFO server` on the server that
-  runs it, so a pool only ever exists in the Redis process that received its leases: after a
-  restart (persistence off, or an older RDB/AOF restored) or a failover to a replica, the
-  server has a new run_id and every older pool is ignored (its units are lost: under-admission,
-  bounded, see docs/performance.md), never reused.
+  leased durably from the database and not yet used: `{units, out, gap, limit, size, at, busy,
+  busy_until, seen}`. `out` is `QuotaCounter.used` after the highest lease deposited; `gap`
+  counts the units below it that leases still in flight hold (committed, not yet deposited),
+  so `out - gap - units` is what was delivered, and each admit moves it by its own units
+  (the RateLimit headers). Only a pool begun while other leases were in flight reports early
+  (by those leases' units) until they land; `seen`, the high-water mark of that count, keeps
+  quota.threshold crossings (keys.events) exactly once anyway. `<run_id>` is read by the
+  script itself from `INFO server` on the server that runs it, so a pool only ever exists in
+  the Redis process that received its leases: after a restart (persistence off, or an older
+  RDB/AOF restored) or a failover to a replica, the server has a new run_id and every older
+  pool is ignored (its units are lost: under-admission, bounded, see docs/performance.md),
+  never reused.
 * `mlapi:lease:<run_id>:<lease id>`: marks a lease as deposited, so a deposit is applied once.
 
-Replies are arrays `{code, tokens, units, out, limit, lease, size, at, now}`; floats travel as
-strings (a Lua number in a reply is truncated to an integer).
+Replies are arrays `{code, tokens, units, out, limit, lease, size, at, now, before}`; floats
+travel as strings (a Lua number in a reply is truncated to an integer). `before` (-1 unless
+units were admitted) is the pool's high-water mark of `used` before the admit (`seen`).
 """
 
 from __future__ import annotations
@@ -37,9 +44,20 @@ local function save_bucket(key, tokens, now, rate, burst)
   redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
   redis.call('EXPIRE', key, math.ceil((burst - tokens) / rate) + 1)
 end
-local function reply(code, tokens, units, p, lease, now)
-  return {code, tostring(tokens), units, p[2] or '-1', p[3] or '-1', lease,
-          tonumber(p[4]) or 1, p[5] or '0', tostring(now)}
+local function reply(code, tokens, units, p, lease, now, before)
+  local out = tonumber(p[2])
+  if out ~= nil then out = out - (tonumber(p[7]) or 0) end
+  return {code, tostring(tokens), units, tostring(out or -1), p[3] or '-1', lease,
+          tonumber(p[4]) or 1, p[5] or '0', tostring(now), before or -1}
+end
+-- After `units` were taken (`avail` left): the pool's high-water mark of `used` before this
+-- admit, raised to the count now. Crossings are (before, used]: disjoint and gapless even when
+-- a count reported early (a lease still in flight when the pool began) is revised down.
+local function served(pool, p, avail, units)
+  local used = (tonumber(p[2]) or 0) - (tonumber(p[7]) or 0) - avail
+  local seen = tonumber(p[8]) or (used - units)
+  if used > seen then redis.call('HSET', pool, 'seen', used) end
+  return seen
 end
 local function claim(pool, p, token, ttl, now)
   if (tonumber(p[6]) or 0) > now then return 0 end
@@ -47,7 +65,7 @@ local function claim(pool, p, token, ttl, now)
   if redis.call('TTL', pool) < 0 then redis.call('EXPIRE', pool, 3600) end
   return 1
 end
-local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until'}
+local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until', 'gap', 'seen'}
 """
 
 # KEYS: bucket. ARGV: rate, burst, units, pool suffix, leaser token, busy ttl.
@@ -72,15 +90,16 @@ if units > avail then
 end
 tokens = tokens - 1
 save_bucket(KEYS[1], tokens, now, rate, burst)
-local lease = 0
+local lease, before = 0, nil
 if units > 0 then
   avail = redis.call('HINCRBY', pool, 'units', -units)
+  before = served(pool, p, avail, units)
   local size = tonumber(p[4]) or 1
   if size > 1 and avail * 2 < size then
     lease = claim(pool, p, ARGV[5], tonumber(ARGV[6]), now)
   end
 end
-return reply(1, tokens, avail, p, lease, now)
+return reply(1, tokens, avail, p, lease, now, before)
 """
 )
 
@@ -97,13 +116,28 @@ local rate, burst, units = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3
 local now = clock()
 local run = run_id()
 local pool = 'mlapi:pool:' .. run .. ':' .. ARGV[4]
-local granted = tonumber(ARGV[7])
-if granted > 0 and redis.call('SET', 'mlapi:lease:' .. run .. ':' .. ARGV[6], '1', 'NX',
+local granted, used = tonumber(ARGV[7]), tonumber(ARGV[8])
+if granted == 0 or redis.call('SET', 'mlapi:lease:' .. run .. ':' .. ARGV[6], '1', 'NX',
                               'EX', 86400) then
-  redis.call('HINCRBY', pool, 'units', granted)
-end
-if tonumber(ARGV[8]) >= (tonumber(redis.call('HGET', pool, 'out')) or -1) then
-  redis.call('HSET', pool, 'out', ARGV[8], 'limit', ARGV[9])
+  if granted > 0 then redis.call('HINCRBY', pool, 'units', granted) end
+  local out = tonumber(redis.call('HGET', pool, 'out'))
+  if out == nil then  -- a new pool; leases in flight now make its first counts early
+    redis.call('HSET', pool, 'out', used, 'limit', ARGV[9], 'gap', 0, 'seen', used - granted)
+  elseif used > out then  -- units between the old top and this lease are still in flight
+    redis.call('HINCRBY', pool, 'gap', used - granted - out)
+    redis.call('HSET', pool, 'out', used, 'limit', ARGV[9])
+  elseif granted > 0 then  -- a lease landing below the top: it fills the gap...
+    local gap = tonumber(redis.call('HGET', pool, 'gap')) or 0
+    if gap >= granted then
+      redis.call('HINCRBY', pool, 'gap', 0 - granted)
+    else  -- ...or was in flight when the pool began: counts reported early are now exact,
+      redis.call('HSET', pool, 'gap', 0)  -- and crossings from its first unit happen again
+      local seen = tonumber(redis.call('HGET', pool, 'seen'))
+      if seen == nil or seen > used - granted then
+        redis.call('HSET', pool, 'seen', used - granted)
+      end
+    end
+  end
 end
 redis.call('HSET', pool, 'size', ARGV[10], 'at', tostring(now))
 if redis.call('HGET', pool, 'busy') == ARGV[5] then
@@ -114,6 +148,7 @@ local inflight = pool .. ':inflight'
 redis.call('ZREM', inflight, ARGV[5])
 redis.call('ZREMRANGEBYSCORE', inflight, '-inf', now)
 local others = redis.call('ZCARD', inflight)
+if others == 0 then redis.call('HSET', pool, 'gap', 0) end
 local p = redis.call('HMGET', pool, unpack(FIELDS))
 local avail = tonumber(p[1]) or 0
 if units == 0 then return reply(1, -1, avail, p, 0, now) end
@@ -126,7 +161,7 @@ tokens = tokens - 1
 save_bucket(KEYS[1], tokens, now, rate, burst)
 if units > avail then return reply(3, tokens, avail, p, 0, now) end
 avail = redis.call('HINCRBY', pool, 'units', -units)
-return reply(1, tokens, avail, p, 0, now)
+return reply(1, tokens, avail, p, 0, now, served(pool, p, avail, units))
 """
 )
 
@@ -162,7 +197,10 @@ DRAIN = """
 local pool = 'mlapi:pool:' .. string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
              .. ':' .. ARGV[1]
 local n = tonumber(redis.call('HGET', pool, 'units')) or 0
-if n > 0 then redis.call('HINCRBY', pool, 'units', -n) end
+if n > 0 then
+  redis.call('HINCRBY', pool, 'units', -n)
+  if redis.call('HEXISTS', pool, 'out') == 1 then redis.call('HINCRBY', pool, 'out', -n) end
+end
 return n
 """
 

@@ -58,13 +58,14 @@ class Reply:
     size: int
     at: float
     now: float
+    before: int  # the pool's high-water mark of `used` before this admit (-1: none admitted)
 
     @classmethod
     def parse(cls, raw) -> Reply:
-        code, tokens, units, out, limit, claim, size, at, now = raw
+        code, tokens, units, out, limit, claim, size, at, now, before = raw
         return cls(
             int(code), float(tokens), int(units), int(out), int(limit), int(claim),
-            int(size), float(at), float(now),
+            int(size), float(at), float(now), int(before),
         )  # fmt: skip
 
 
@@ -213,7 +214,8 @@ class RedisLeaseStore(LimitsStore):
             )
             return Step(outcome, reply.tokens, max(0, used - reply.units), extension)
         used = max(0, reply.out - reply.units)
-        return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota))
+        before = reply.before if reply.before >= 0 else None
+        return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota), before)
 
     def _call(self, script: str, limits: Limits, units, token: str, ttl) -> Reply:
         head = [limits.rate, limits.burst]

@@ -40,6 +40,7 @@ class LimitState:
     period_start: datetime
     period_end: datetime
     now: float
+    before: int | None = None  # `used` before this request's units (threshold crossings)
 
     @property
     def remaining(self) -> int:
