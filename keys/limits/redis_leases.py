@@ -15,7 +15,9 @@ See keys.limits.lua for the keys, docs/performance.md for the invariants and the
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import secrets
 import threading
 import time
@@ -25,6 +27,7 @@ from datetime import datetime
 import redis
 from django.db import DatabaseError
 from redis.backoff import NoBackoff
+from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
 from keys.limits import database, leases, lua
@@ -38,6 +41,13 @@ INFLIGHT_TTL_S = 10.0  # a granting lease that died stops holding refusals back 
 WAIT_S = 30.0  # a request refused only while others' leases are in flight retries this long
 POLL_S = 0.002
 GROW_BELOW_S, SHRINK_ABOVE_S = 1.0, 10.0
+SCRIPTS = ("admit", "deposit", "release", "refund", "drain", "granting")
+SOURCES = {name: getattr(lua, name.upper()) for name in SCRIPTS}
+# EVALSHA names a script by its SHA-1 (Redis's choice; an identifier here, not a safeguard).
+SHAS = {
+    name: hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()
+    for name, source in SOURCES.items()
+}
 OUTCOMES = {
     lua.ADMITTED: Outcome.ADMITTED,
     lua.RATE_LIMITED: Outcome.RATE_LIMITED,
@@ -77,8 +87,10 @@ class RedisLeaseStore(LimitsStore):
     def __init__(self, url: str, *, lease_fraction: float, lease_max: int) -> None:
         self.url, self.lease_fraction, self.lease_max = url, lease_fraction, lease_max
         self._lock = threading.Lock()
-        self._client: redis.Redis | None = None
-        self._scripts: dict = {}
+        self._local = threading.local()  # each thread's own connection
+        self._pool: redis.ConnectionPool | None = None  # only its settings are used
+        self._connections: list[redis.Connection] = []
+        self._pid = os.getpid()
 
     # --- the interface ---------------------------------------------------------------------
 
@@ -86,7 +98,7 @@ class RedisLeaseStore(LimitsStore):
         token = secrets.token_hex(8)
         deadline = time.monotonic() + WAIT_S
         while True:
-            reply = self._call("admit", limits, units, token, CLAIM_TTL_S)
+            reply = self._call("admit", limits, units, token)
             if reply.code == lua.NEED_UNITS and reply.lease:
                 reply = self._lease_and_admit(limits, units, reply, token, whole=reply.lease == 1)
             elif reply.code == lua.ADMITTED and reply.lease:
@@ -132,7 +144,7 @@ class RedisLeaseStore(LimitsStore):
     def peek(self, limits: Limits, *, now: float) -> Step:
         """Without Redis, the database's count (an upper bound: pooled units count as used)."""
         try:
-            reply = self._call("release", limits, None, "-", None)
+            reply = self._call("release", limits, None, "-")
             tokens, pooled = reply.tokens, reply.units
         except ServiceUnavailable:
             tokens, pooled = 0.0, 0
@@ -143,9 +155,11 @@ class RedisLeaseStore(LimitsStore):
 
     def close(self) -> None:
         with self._lock:
-            if self._client is not None:
-                self._client.close()
-            self._client, self._scripts = None, {}
+            for connection in self._connections:
+                connection.disconnect()
+            self._connections.clear()
+            self._local = threading.local()
+            self._pool = None
 
     # --- leases ----------------------------------------------------------------------------
 
@@ -186,7 +200,7 @@ class RedisLeaseStore(LimitsStore):
                 ),
             )
         except DatabaseError as exc:
-            self._call("release", limits, None, token, None)
+            self._call("release", limits, None, token)
             raise _unavailable(exc) from exc
 
     def _deposit(self, limits, units, grant, size, token, *, final: bool) -> Reply:
@@ -217,38 +231,55 @@ class RedisLeaseStore(LimitsStore):
         before = reply.before if reply.before >= 0 else None
         return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota), before)
 
-    def _call(self, script: str, limits: Limits, units, token: str, ttl) -> Reply:
-        head = [limits.rate, limits.burst]
-        args = head + ([] if units is None else [units]) + [self._suffix(limits), token]
-        if ttl is not None:
-            args.append(ttl)
-        raw = self._run(script, [BUCKET_KEY.format(limits.subscription_id)], args)
-        return Reply.parse(raw)
+    def _admit_args(self, limits: Limits, units: int, token: str) -> tuple[list, list]:
+        keys = [BUCKET_KEY.format(limits.subscription_id)]
+        return keys, [limits.rate, limits.burst, units, self._suffix(limits), token, CLAIM_TTL_S]
+
+    def _call(self, script: str, limits: Limits, units, token: str) -> Reply:
+        """`admit` (units given) or `release` (units None)."""
+        if units is not None:
+            return Reply.parse(self._run(script, *self._admit_args(limits, units, token)))
+        keys = [BUCKET_KEY.format(limits.subscription_id)]
+        return Reply.parse(
+            self._run(script, keys, [limits.rate, limits.burst, self._suffix(limits), token])
+        )
 
     def _run(self, script: str, keys: list, args: list):
+        """EVALSHA on this thread's own connection (no pool, no client layers: this is the one
+        Redis round trip of every metered request). NOSCRIPT loads the script and runs it once
+        more, which is safe because a NOSCRIPT reply means nothing ran."""
+        connection = self._connection()
+        command = ("EVALSHA", SHAS[script], len(keys), *keys, *args)
         try:
-            return self._script(script)(keys=keys, args=args)
-        except redis.RedisError as exc:
+            try:
+                connection.send_command(*command)
+                return connection.read_response()
+            except NoScriptError:
+                connection.send_command("SCRIPT", "LOAD", SOURCES[script])
+                connection.read_response()
+                connection.send_command(*command)
+                return connection.read_response()
+        except redis.RedisError as exc:  # the connection closed itself if it broke
             raise _unavailable(exc) from exc
 
-    def _script(self, name: str):
-        scripts = self._scripts
-        if not scripts:
+    def _connection(self) -> redis.Connection:
+        if self._pid != os.getpid():  # a forked child never shares its parent's sockets
+            self._local, self._connections, self._pid = threading.local(), [], os.getpid()
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
             with self._lock:
-                if not self._scripts:
-                    self._client = redis.Redis.from_url(
+                if self._pool is None:
+                    self._pool = redis.ConnectionPool.from_url(
                         self.url,
                         socket_timeout=1.0,
                         socket_connect_timeout=1.0,
                         health_check_interval=30,
                         retry=Retry(NoBackoff(), 0),  # scripts are not all idempotent
                     )
-                    self._scripts = {
-                        key: self._client.register_script(getattr(lua, key.upper()))
-                        for key in ("admit", "deposit", "release", "refund", "drain", "granting")
-                    }
-                scripts = self._scripts
-        return scripts[name]
+                connection = self._pool.connection_class(**self._pool.connection_kwargs)
+                self._connections.append(connection)
+            self._local.connection = connection
+        return connection
 
     @staticmethod
     def _suffix(limits: Limits) -> str:
