@@ -7,6 +7,7 @@ to SQLAlchemy's create_engine. Measured (bench/batch_jobs.py): job pickup ~1.0 s
 """
 
 import contextlib
+import logging
 import os
 
 from celery import Celery
@@ -24,6 +25,28 @@ class EmbeddedBrokerTransport(SQLAlchemyTransport):
 
 
 TRANSPORT_ALIASES.setdefault("embedded", "mlapi.celery:EmbeddedBrokerTransport")
+
+# Beat sends these every 15 s. Their "received", "succeeded" and "Sending due task" lines (INFO)
+# would be most of what `make run` prints; their failures (WARNING and up) still show.
+QUIET_TASKS = frozenset({"mlapi.worker_heartbeat", "webhooks.sweep"})
+
+
+class QuietHousekeeping(logging.Filter):
+    """Drops Celery's INFO lines about the QUIET_TASKS (worker and beat loggers)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.INFO:
+            return True
+        args = record.args
+        if isinstance(args, dict):  # worker: "Task %(name)s[%(id)s] received/succeeded"
+            return args.get("name") not in QUIET_TASKS
+        if isinstance(args, tuple) and len(args) > 1:  # beat: "Sending due task %s (%s)"
+            return args[1] not in QUIET_TASKS
+        return True
+
+
+for _logger in ("celery.worker.strategy", "celery.app.trace", "celery.beat"):
+    logging.getLogger(_logger).addFilter(QuietHousekeeping())
 
 app = Celery("mlapi")
 app.config_from_object("django.conf:settings", namespace="CELERY")
