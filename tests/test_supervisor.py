@@ -249,13 +249,16 @@ def test_grpc_copies_share_one_port_and_a_killed_copy_is_replaced(live_demo_mode
         assert len(supervisor.pids("grpc")) == 2, supervisor.text()
         os.kill(first, signal.SIGKILL)
         assert wait_for(lambda: gone(first), 10)
-        # A connection the kernel had already handed to the dying copy is reset (UNAVAILABLE,
-        # which gRPC clients retry); from then on every new call is the other copy's.
+        # The survivor answers at once. A new connection can still be reset (UNAVAILABLE, which
+        # gRPC clients retry): one the kernel had handed to the dying copy, or, on a loaded
+        # machine, one that meets the replacement while it joins the port (seen in CI).
         assert wait_for(lambda: infer_answers(address, key), 10)
-        statuses = [infer_status(address, key) for _ in range(10)]
-        assert statuses == ["OK"] * 10, statuses
         assert wait_for(lambda: len(supervisor.pids("grpc")) == 3, 30), supervisor.text()
         assert f"grpc (pid {first}) was killed by SIGKILL" in supervisor.text()
+        assert wait_for(lambda: supervisor.text().count("mlapi gRPC data plane on") == 3, 60)
+        statuses = [infer_status(address, key) for _ in range(10)]  # the replacement is up
+        assert statuses == ["OK"] * 10, statuses
+        assert len(supervisor.pids("grpc")) == 3 and not gone(second), supervisor.text()
     finally:
         assert supervisor.stop() == 0
 
