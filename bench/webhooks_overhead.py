@@ -80,9 +80,9 @@ def crossing_cost(samples: int) -> float:
     total = 0.0
     for i in range(samples):
         principal = Principal(10**9 + i, 1, None, "active", plan, organization_id=1)
-        state = LimitState(1.0, 1, 1.0, 1000, 800, start, end, time.time())
+        state = LimitState(1.0, 1, 1.0, 1000, 800, start, end, time.time(), 799)
         began = time.perf_counter()
-        note_admitted(principal=principal, units=1, state=state)
+        note_admitted(principal=principal, state=state)
         total += time.perf_counter() - began
     return total / samples
 
@@ -113,11 +113,9 @@ def main(argv: list[str]) -> int:
     median = {k: round(statistics.median(v) * 1e6, 1) for k, v in means.items()}
     plan = PlanSnapshot(1, "b", 1.0, 1, 10**9, "day", 1, 1, True, frozenset())
     principal = Principal(1, 1, None, "active", plan, organization_id=1)
-    state = LimitState(1.0, 1, 1.0, 10**9, 5, None, None, 0.0)
+    state = LimitState(1.0, 1, 1.0, 10**9, 5, None, None, 0.0, 4)
     loops = 200_000
-    no_cross = timeit.timeit(
-        lambda: note_admitted(principal=principal, units=1, state=state), number=loops
-    )
+    no_cross = timeit.timeit(lambda: note_admitted(principal=principal, state=state), number=loops)
     result = {
         "database": connection.vendor,
         "requests_per_round": args.requests,

@@ -62,37 +62,29 @@ def _emit_threshold(*, subscription_id, organization_id, percent, used, limit, s
     )
 
 
-def _emit_thresholds(*, principal, state, percents, used: int) -> bool:
-    """Write the `quota.threshold` events of `percents` for the principal's period, together;
+def note_admitted(*, principal, state, before: int | None = None) -> None:
+    """After an admit: emit `quota.threshold` for each threshold crossed between `before`
+    (default: the count the admit reported before its units) and `state.used`, together;
     never fails the request that noticed them (logged)."""
+    hits = crossed(
+        before=state.before if before is None else before, used=state.used, limit=state.quota
+    )
+    if not hits or principal.organization_id is None:
+        return
     try:
         with transaction.atomic():
-            for percent in percents:
+            for percent in hits:
                 _emit_threshold(
                     subscription_id=principal.subscription_id,
                     organization_id=principal.organization_id,
                     percent=percent,
-                    used=used,
+                    used=state.used,
                     limit=state.quota,
                     start=state.period_start,
                     end=state.period_end,
                 )
     except Exception:
         log.warning("quota.threshold not written", exc_info=True)
-        return False
-    return True
-
-
-def note_admitted(*, principal, units: int, state) -> None:
-    """After an admit: emit `quota.threshold` for each threshold this request crossed."""
-    before = state.used - units if state.before is None else state.before
-    _note_crossed(principal=principal, state=state, before=before)
-
-
-def _note_crossed(*, principal, state, before: int) -> None:
-    hits = crossed(before=before, used=state.used, limit=state.quota)
-    if hits and principal.organization_id is not None:
-        _emit_thresholds(principal=principal, state=state, percents=hits, used=state.used)
 
 
 def reconcile_quota_thresholds() -> int:
@@ -177,4 +169,4 @@ def note_consumed(*, principal) -> None:
         state = peek(principal=principal)
     except (LimitError, ServiceUnavailable):
         return  # the periodic reconciliation emits it
-    _note_crossed(principal=principal, state=state, before=0)
+    note_admitted(principal=principal, state=state, before=0)

@@ -57,7 +57,7 @@ class RequestMeter:
         """One token and `units` of quota, atomically; raises `RateLimited`/`QuotaExceeded`."""
         self._limit(lambda principal: limits.admit(principal=principal, units=units))
         # quota.threshold webhooks: arithmetic on the admitted state; a write only on a crossing.
-        note_admitted(principal=self.principal, units=units, state=self.limit_state)
+        note_admitted(principal=self.principal, state=self.limit_state)
         self.admitted = (units, self.limit_state.period_start)
 
     def refund(self) -> None:

@@ -9,7 +9,6 @@ from dataclasses import replace
 from datetime import date
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.test import Client
@@ -29,18 +28,6 @@ def on(protocol: str, version: str, base):
     """`base` (a v1, version "1" event) as answered by `version` over `protocol`."""
     path = {"grpc": "ModelInfer", "v2": "/v2/models/iris/infer"}.get(protocol, base.path)
     return replace(base, protocol=protocol, model_version=version, path=path)
-
-
-@pytest.fixture
-def staff_client() -> Client:
-    user = get_user_model().objects.create_user(
-        username="ops-split", email="ops-split@example.com", password="x-Pass-12345", is_staff=True
-    )
-    user.is_superuser = True
-    user.save()
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 @pytest.fixture
@@ -95,14 +82,14 @@ def test_api_usage_sums_every_protocol_and_version_of_a_day(mixed):
 
 
 @pytest.mark.django_db
-def test_report_splits_rows_and_csv_by_protocol_and_version(staff_client, mixed):
+def test_report_splits_rows_and_csv_by_protocol_and_version(admin_client, mixed):
     sub, _ = mixed
-    report = staff_client.get(URL, RANGE).context["report"]
+    report = admin_client.get(URL, RANGE).context["report"]
     split = {(r["protocol"], r["version"]): r["requests"] for r in report.rows}
     assert split == {("v1", "1"): 5, ("grpc", "1"): 2, ("grpc", "2"): 2}
     assert {r["protocol"]: r["requests"] for r in report.by_protocol} == {"v1": 5, "grpc": 4}
     assert report.totals["requests"] == 9
-    rows = csv_rows(staff_client.get(URL, {**RANGE, "format": "csv"}))
+    rows = csv_rows(admin_client.get(URL, {**RANGE, "format": "csv"}))
     assert {(r["protocol"], r["version"]): int(r["requests"]) for r in rows} == split
     assert all(r["subscriber"] == sub.organization.slug and r["model"] == "iris" for r in rows)
     grpc_v2 = next(r for r in rows if (r["protocol"], r["version"]) == ("grpc", "2"))
@@ -110,8 +97,8 @@ def test_report_splits_rows_and_csv_by_protocol_and_version(staff_client, mixed)
 
 
 @pytest.mark.django_db
-def test_report_shows_the_by_protocol_table_and_new_columns(staff_client, mixed):
-    html = staff_client.get(URL, RANGE).content.decode()
+def test_report_shows_the_by_protocol_table_and_new_columns(admin_client, mixed):
+    html = admin_client.get(URL, RANGE).content.decode()
     assert "By protocol" in html and "Top subscribers" in html and "Top models" in html
     assert '<th scope="col">Version</th>' in html and '<th scope="col">Protocol</th>' in html
     assert 'title="Open Inference Protocol (gRPC)">grpc</td>' in html
@@ -130,13 +117,13 @@ def test_report_shows_the_by_protocol_table_and_new_columns(staff_client, mixed)
     ],
 )
 def test_report_filters_by_protocol_and_version(
-    staff_client, mixed, filters, requests, predictions
+    admin_client, mixed, filters, requests, predictions
 ):
-    response = staff_client.get(URL, {**RANGE, **filters})
+    response = admin_client.get(URL, {**RANGE, **filters})
     assert response.status_code == 200
     totals = response.context["report"].totals
     assert (totals["requests"], totals["predictions"]) == (requests, predictions)
-    rows = csv_rows(staff_client.get(URL, {**RANGE, **filters, "format": "csv"}))
+    rows = csv_rows(admin_client.get(URL, {**RANGE, **filters, "format": "csv"}))
     assert sum(int(r["requests"]) for r in rows) == requests
 
 
@@ -151,33 +138,33 @@ def test_report_filters_by_protocol_and_version(
         {"version": "1\x002"},
     ],
 )
-def test_bad_protocol_or_version_filters_are_form_errors(staff_client, params):
-    response = staff_client.get(URL, params)
+def test_bad_protocol_or_version_filters_are_form_errors(admin_client, params):
+    response = admin_client.get(URL, params)
     assert response.status_code == 400
     assert response.context["form"].errors.keys() == params.keys()
-    assert staff_client.get(URL, {**params, "format": "csv"}).status_code == 400
+    assert admin_client.get(URL, {**params, "format": "csv"}).status_code == 400
 
 
 @pytest.mark.django_db
-def test_a_team_organizations_usage_shows_under_the_organization(staff_client):
+def test_a_team_organizations_usage_shows_under_the_organization(admin_client):
     org = team_organization(slug="acme-labs")
     person, _ = make_subscription()
     write_events(
         [on("v2", "1", event(org.subscription, day=DAY, n=4))] * 3 + [event(person, day=DAY, n=1)]
     )
-    report = staff_client.get(URL, RANGE).context["report"]
+    report = admin_client.get(URL, RANGE).context["report"]
     top = {r["subscriber"]: r["requests"] for r in report.top_subscribers}
     assert top == {"acme-labs": 3, person.user.username: 1}
     for subscriber in ("acme-labs", "ACME-Labs"):
-        response = staff_client.get(URL, {**RANGE, "subscriber": subscriber})
+        response = admin_client.get(URL, {**RANGE, "subscriber": subscriber})
         (row,) = response.context["report"].rows
         assert (row["subscriber"], row["protocol"], row["requests"]) == ("acme-labs", "v2", 3)
-    rows = csv_rows(staff_client.get(URL, {**RANGE, "subscriber": "acme-labs", "format": "csv"}))
+    rows = csv_rows(admin_client.get(URL, {**RANGE, "subscriber": "acme-labs", "format": "csv"}))
     assert [(r["subscriber"], r["plan"], r["predictions"]) for r in rows] == [
         ("acme-labs", org.subscription.plan.name, "12")
     ]
     # A user's name still finds their personal subscription, as it always did.
-    response = staff_client.get(URL, {**RANGE, "subscriber": person.user.username})
+    response = admin_client.get(URL, {**RANGE, "subscriber": person.user.username})
     assert response.context["report"].totals["requests"] == 1
 
 

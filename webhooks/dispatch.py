@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
 from events.models import Event
@@ -156,10 +156,8 @@ def _requeue_if_early(delivery_id: int, now: datetime) -> None:
     a few milliseconds early, or a redelivery came in between) is sent again for the rest of
     its wait instead of being dropped until the sweep."""
     due_at = (
-        Delivery.objects.filter(
-            pk=delivery_id, status=DeliveryStatus.PENDING, next_attempt_at__gt=now
-        )
-        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        Delivery.objects.waiting(now)
+        .filter(pk=delivery_id, next_attempt_at__gt=now)
         .values_list("next_attempt_at", flat=True)
         .first()
     )

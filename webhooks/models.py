@@ -45,12 +45,16 @@ class DeliveryStatus(models.TextChoices):
 
 
 class DeliveryQuerySet(models.QuerySet):
-    def due(self, now=None) -> DeliveryQuerySet:
-        """Pending, due, and not held by a live worker (its lease expired or never taken)."""
-        now = now or timezone.now()
-        return self.filter(status=DeliveryStatus.PENDING, next_attempt_at__lte=now).filter(
+    def waiting(self, now) -> DeliveryQuerySet:
+        """Pending and not held by a live worker (its lease expired or never taken)."""
+        return self.filter(status=DeliveryStatus.PENDING).filter(
             Q(lease_until__isnull=True) | Q(lease_until__lt=now)
         )
+
+    def due(self, now=None) -> DeliveryQuerySet:
+        """Waiting, and its next attempt is due."""
+        now = now or timezone.now()
+        return self.waiting(now).filter(next_attempt_at__lte=now)
 
 
 class Delivery(models.Model):

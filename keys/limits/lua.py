@@ -44,17 +44,22 @@ local function save_bucket(key, tokens, now, rate, burst)
   redis.call('HSET', key, 'tokens', tostring(tokens), 'ts', tostring(now))
   redis.call('EXPIRE', key, math.ceil((burst - tokens) / rate) + 1)
 end
-local function reply(code, tokens, units, p, lease, now, before)
+-- QuotaCounter.used as the pool knows it: its top minus the units leases in flight hold below
+-- it (nil: never leased). Minus the pooled units, that is what was delivered.
+local function counted(p)
   local out = tonumber(p[2])
-  if out ~= nil then out = out - (tonumber(p[7]) or 0) end
-  return {code, tostring(tokens), units, tostring(out or -1), p[3] or '-1', lease,
+  if out == nil then return nil end
+  return out - (tonumber(p[7]) or 0)
+end
+local function reply(code, tokens, units, p, lease, now, before)
+  return {code, tostring(tokens), units, tostring(counted(p) or -1), p[3] or '-1', lease,
           tonumber(p[4]) or 1, p[5] or '0', tostring(now), before or -1}
 end
 -- After `units` were taken (`avail` left): the pool's high-water mark of `used` before this
 -- admit, raised to the count now. Crossings are (before, used]: disjoint and gapless even when
 -- a count reported early (a lease still in flight when the pool began) is revised down.
 local function served(pool, p, avail, units)
-  local used = (tonumber(p[2]) or 0) - (tonumber(p[7]) or 0) - avail
+  local used = (counted(p) or 0) - avail
   local seen = tonumber(p[8]) or (used - units)
   if used > seen then redis.call('HSET', pool, 'seen', used) end
   return seen

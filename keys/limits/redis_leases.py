@@ -88,7 +88,14 @@ class RedisLeaseStore(LimitsStore):
         self.url, self.lease_fraction, self.lease_max = url, lease_fraction, lease_max
         self._lock = threading.Lock()
         self._local = threading.local()  # each thread's own connection
-        self._pool: redis.ConnectionPool | None = None  # only its settings are used
+        # Only its settings are used (building it connects to nothing).
+        self._pool = redis.ConnectionPool.from_url(
+            url,
+            socket_timeout=1.0,
+            socket_connect_timeout=1.0,
+            health_check_interval=30,
+            retry=Retry(NoBackoff(), 0),  # scripts are not all idempotent
+        )
         self._connections: list[redis.Connection] = []
         self._pid = os.getpid()
 
@@ -98,7 +105,7 @@ class RedisLeaseStore(LimitsStore):
         token = secrets.token_hex(8)
         deadline = time.monotonic() + WAIT_S
         while True:
-            reply = self._call("admit", limits, units, token)
+            reply = self._admit(limits, units, token)
             if reply.code == lua.NEED_UNITS and reply.lease:
                 reply = self._lease_and_admit(limits, units, reply, token, whole=reply.lease == 1)
             elif reply.code == lua.ADMITTED and reply.lease:
@@ -144,7 +151,7 @@ class RedisLeaseStore(LimitsStore):
     def peek(self, limits: Limits, *, now: float) -> Step:
         """Without Redis, the database's count (an upper bound: pooled units count as used)."""
         try:
-            reply = self._call("release", limits, None, "-")
+            reply = self._release(limits, "-")
             tokens, pooled = reply.tokens, reply.units
         except ServiceUnavailable:
             tokens, pooled = 0.0, 0
@@ -159,7 +166,6 @@ class RedisLeaseStore(LimitsStore):
                 connection.disconnect()
             self._connections.clear()
             self._local = threading.local()
-            self._pool = None
 
     # --- leases ----------------------------------------------------------------------------
 
@@ -200,7 +206,7 @@ class RedisLeaseStore(LimitsStore):
                 ),
             )
         except DatabaseError as exc:
-            self._call("release", limits, None, token)
+            self._release(limits, token)
             raise _unavailable(exc) from exc
 
     def _deposit(self, limits, units, grant, size, token, *, final: bool) -> Reply:
@@ -231,18 +237,13 @@ class RedisLeaseStore(LimitsStore):
         before = reply.before if reply.before >= 0 else None
         return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota), before)
 
-    def _admit_args(self, limits: Limits, units: int, token: str) -> tuple[list, list]:
-        keys = [BUCKET_KEY.format(limits.subscription_id)]
-        return keys, [limits.rate, limits.burst, units, self._suffix(limits), token, CLAIM_TTL_S]
+    def _admit(self, limits: Limits, units: int, token: str) -> Reply:
+        args = [limits.rate, limits.burst, units, self._suffix(limits), token, CLAIM_TTL_S]
+        return Reply.parse(self._run("admit", [BUCKET_KEY.format(limits.subscription_id)], args))
 
-    def _call(self, script: str, limits: Limits, units, token: str) -> Reply:
-        """`admit` (units given) or `release` (units None)."""
-        if units is not None:
-            return Reply.parse(self._run(script, *self._admit_args(limits, units, token)))
-        keys = [BUCKET_KEY.format(limits.subscription_id)]
-        return Reply.parse(
-            self._run(script, keys, [limits.rate, limits.burst, self._suffix(limits), token])
-        )
+    def _release(self, limits: Limits, token: str) -> Reply:
+        args = [limits.rate, limits.burst, self._suffix(limits), token]
+        return Reply.parse(self._run("release", [BUCKET_KEY.format(limits.subscription_id)], args))
 
     def _run(self, script: str, keys: list, args: list):
         """EVALSHA on this thread's own connection (no pool, no client layers: this is the one
@@ -267,16 +268,8 @@ class RedisLeaseStore(LimitsStore):
             self._local, self._connections, self._pid = threading.local(), [], os.getpid()
         connection = getattr(self._local, "connection", None)
         if connection is None:
+            connection = self._pool.connection_class(**self._pool.connection_kwargs)
             with self._lock:
-                if self._pool is None:
-                    self._pool = redis.ConnectionPool.from_url(
-                        self.url,
-                        socket_timeout=1.0,
-                        socket_connect_timeout=1.0,
-                        health_check_interval=30,
-                        retry=Retry(NoBackoff(), 0),  # scripts are not all idempotent
-                    )
-                connection = self._pool.connection_class(**self._pool.connection_kwargs)
                 self._connections.append(connection)
             self._local.connection = connection
         return connection

@@ -40,7 +40,7 @@ class LimitState:
     period_start: datetime
     period_end: datetime
     now: float
-    before: int | None = None  # `used` before this request's units (threshold crossings)
+    before: int  # `used` before this request's units, as the store saw it (thresholds)
 
     @property
     def remaining(self) -> int:
