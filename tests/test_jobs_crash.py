@@ -69,6 +69,8 @@ def test_sigkilled_worker_leaves_the_job_to_the_next_with_every_row_exactly_once
 def test_two_workers_share_a_job_and_one_sigkilled_mid_chunk_costs_no_row(client, worker_process):
     subscription, key = make_subscriber_key()
     victim, survivor = worker_process(), worker_process()
+    for worker in (victim, survivor):  # on a loaded machine one alone could do the whole job
+        worker.wait_ready()
     response = submit_file(client, key, numbered_csv(ROWS))
     job_id = response.json()["id"]
 

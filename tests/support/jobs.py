@@ -257,6 +257,11 @@ class WorkerProcess:
 
         return f"{socket.gethostname()}:{self.process.pid}"
 
+    def wait_ready(self, timeout: float = 90) -> None:
+        """Until Celery says this worker consumes (its "<name> ready." line)."""
+        self.log.flush()
+        wait_for(lambda: " ready." in self.log_path.read_text(errors="replace"), timeout=timeout)
+
     def log_text(self) -> str:
         self.log.flush()
         return self.log_path.read_text(errors="replace")[-4000:]
