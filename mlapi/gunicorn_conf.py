@@ -28,7 +28,10 @@ def child_exit(server, worker):
 
 
 def worker_exit(server, worker):
-    """Write the usage records this worker still buffers before it goes (SIGTERM, restart)."""
-    recording = sys.modules.get("usage.recording")  # absent if the app never loaded
+    """Give back limits reservations and write buffered usage records before going (SIGTERM)."""
+    limits = sys.modules.get("keys.limits")  # absent if the app never loaded
+    if limits is not None:
+        limits.close_stores()  # reservations go back before the process does
+    recording = sys.modules.get("usage.recording")
     if recording is not None:
         recording.flush_usage_on_exit()

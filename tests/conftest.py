@@ -151,13 +151,14 @@ def api_key(db) -> str:
 
 @pytest.fixture(autouse=True)
 def _fresh_limit_state():
-    """Per-process key cache and Redis limits (buckets, quota pools) start empty.
+    """Per-process key cache, reservations and Redis limits (buckets, quota pools) start empty.
 
     SQLite reuses rolled-back ids, and every run's test database starts its ids at 1 again.
     """
-    from keys import keycache
+    from keys import keycache, limits
 
     keycache.clear()
+    limits.forget_reservations()
     url = os.environ.get("REDIS_URL", "")
     if url and service_reachable(url, 6379):
         import redis
@@ -172,6 +173,7 @@ def _fresh_limit_state():
             client.close()
     yield
     keycache.clear()
+    limits.forget_reservations()
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ If a store cannot be reached the request gets 503 `service_unavailable`; nothing
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -40,8 +41,8 @@ from mlapi.exceptions import ServiceUnavailable
 
 __all__ = [
     "LimitError", "LimitState", "LimitsStore", "QuotaExceeded", "QuotaStatus", "RateLimited",
-    "admit", "consume_quota", "get_store", "peek", "period_bounds", "quota_status", "refund",
-    "take_token",
+    "admit", "close_stores", "consume_quota", "forget_reservations", "get_store", "peek",
+    "period_bounds", "quota_status", "refund", "take_token",
 ]  # fmt: skip
 
 T = TypeVar("T")
@@ -62,6 +63,24 @@ def get_store() -> LimitsStore:
     return store
 
 
+def close_stores() -> None:
+    """Give back what this process holds (reservations) and close its connections: a web or
+    gRPC process that stops leaves no unit behind."""
+    for store in list(_stores.values()):
+        try:
+            store.close()
+        except Exception:  # exiting anyway: the units are then lost, never reused
+            logging.getLogger("mlapi.limits").exception("closing the limits store failed")
+
+
+def forget_reservations() -> None:
+    """Drop this process's reservations without giving them back (tests that wipe Redis)."""
+    for store in list(_stores.values()):
+        reservations = getattr(store, "reservations", None)
+        if reservations is not None:
+            reservations.discard()
+
+
 def _build_store(name: str, url: str) -> LimitsStore:
     if name not in STORES:
         raise ImproperlyConfigured(f"MLAPI_LIMITS_STORE must be one of {STORES}, not {name!r}")
@@ -79,6 +98,7 @@ def _build_store(name: str, url: str) -> LimitsStore:
         url,
         lease_fraction=float(getattr(settings, "MLAPI_LIMITS_LEASE_FRACTION", 0.001)),
         lease_max=int(getattr(settings, "MLAPI_LIMITS_LEASE_MAX", 10_000)),
+        reserve_max=int(getattr(settings, "MLAPI_LIMITS_RESERVE_MAX", 16)),
     )
 
 

@@ -17,9 +17,12 @@ Keys:
   never reused.
 * `mlapi:lease:<run_id>:<lease id>`: marks a lease as deposited, so a deposit is applied once.
 
-Replies are arrays `{code, tokens, units, out, limit, lease, size, at, now, before}`; floats
-travel as strings (a Lua number in a reply is truncated to an integer). `before` (-1 unless
-units were admitted) is the pool's high-water mark of `used` before the admit (`seen`).
+Replies are arrays `{code, tokens, units, out, limit, lease, size, at, now, before,
+held_tokens, held_units}`; floats travel as strings (a Lua number in a reply is truncated to an
+integer). `before` (-1 unless units were admitted) is the pool's high-water mark of `used`
+before the admit (`seen`); `held_*` is a reservation the admit took for its process
+(ADMIT's ARGV[7]), and `tokens` then still counts its tokens.
+* `<pool>:held`: reservations not given back yet, a sorted set of deadlines.
 """
 
 from __future__ import annotations
@@ -51,9 +54,17 @@ local function counted(p)
   if out == nil then return nil end
   return out - (tonumber(p[7]) or 0)
 end
-local function reply(code, tokens, units, p, lease, now, before)
+local function reply(code, tokens, units, p, lease, now, before, held_tokens, held_units)
   return {code, tostring(tokens), units, tostring(counted(p) or -1), p[3] or '-1', lease,
-          tonumber(p[4]) or 1, p[5] or '0', tostring(now), before or -1}
+          tonumber(p[4]) or 1, p[5] or '0', tostring(now), before or -1, held_tokens or 0,
+          held_units or 0}
+end
+-- Holders of a reservation that has not come back (keys.limits.reservations): refusals for
+-- quota wait for them as for leases in flight. Expired entries are holders that died.
+local function holders(pool, now)
+  local held = pool .. ':held'
+  redis.call('ZREMRANGEBYSCORE', held, '-inf', now)
+  return redis.call('ZCARD', held)
 end
 -- After `units` were taken (`avail` left): the pool's high-water mark of `used` before this
 -- admit, raised to the count now. Crossings are (before, used]: disjoint and gapless even when
@@ -79,6 +90,11 @@ local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until', 'gap', 'see
 # claim to lease a whole lease size, 2 if it leases only what it lacks. Leases that find units
 # in the database register in `<pool>:inflight` (GRANTING, a sorted set of deadlines).
 # An admitted caller gets lease=1 when the pool ran below half a lease and nobody is leasing.
+# ARGV[7..9]: reserve, held ttl, reserve below (percent). An admitted caller may also take a
+# reservation for its process: `reserve` more tokens and `reserve * units` more units, only
+# while the bucket stays at least half full and the count stays below `reserve below` percent
+# of the limit (so quota.threshold crossings and the period's last units are never served
+# from a reservation); it is registered in `<pool>:held` until it comes back (UNRESERVE).
 ADMIT = (
     _PRELUDE
     + """
@@ -94,17 +110,43 @@ if units > avail then
   return reply(2, tokens, avail, p, lease == 1 and 1 or 2, now)
 end
 tokens = tokens - 1
-save_bucket(KEYS[1], tokens, now, rate, burst)
-local lease, before = 0, nil
+local lease, before, own = 0, nil, avail
 if units > 0 then
   avail = redis.call('HINCRBY', pool, 'units', -units)
+  own = avail
   before = served(pool, p, avail, units)
+end
+local reserve, held_units = tonumber(ARGV[7]) or 0, 0
+if reserve > 0 and tokens - reserve >= burst / 2 then
+  held_units = reserve * units
+  local limit, count = tonumber(p[3]), counted(p)
+  if held_units > 0 and (limit == nil or count == nil or avail < held_units
+                         or (count - avail + held_units) * 100 >= limit * tonumber(ARGV[9])) then
+    reserve, held_units = 0, 0
+  end
+else
+  reserve = 0
+end
+if reserve > 0 then
+  tokens = tokens - reserve
+  if held_units > 0 then
+    avail = redis.call('HINCRBY', pool, 'units', -held_units)
+    local count = counted(p) - avail  -- its counts are handed out: `seen` covers them
+    if count > (tonumber(redis.call('HGET', pool, 'seen')) or -1) then
+      redis.call('HSET', pool, 'seen', count)
+    end
+  end
+  redis.call('ZADD', pool .. ':held', now + tonumber(ARGV[8]), ARGV[5])
+  redis.call('EXPIRE', pool .. ':held', 3600)
+end
+save_bucket(KEYS[1], tokens, now, rate, burst)
+if units > 0 then
   local size = tonumber(p[4]) or 1
   if size > 1 and avail * 2 < size then
     lease = claim(pool, p, ARGV[5], tonumber(ARGV[6]), now)
   end
 end
-return reply(1, tokens, avail, p, lease, now, before)
+return reply(1, tokens + reserve, own, p, lease, now, before, reserve, held_units)
 """
 )
 
@@ -159,7 +201,7 @@ local avail = tonumber(p[1]) or 0
 if units == 0 then return reply(1, -1, avail, p, 0, now) end
 local tokens = refilled(KEYS[1], rate, burst, now)
 if tokens < 1 then return reply(0, tokens, avail, p, 0, now) end
-if units > avail and (ARGV[11] ~= '1' or others > 0) then
+if units > avail and (ARGV[11] ~= '1' or others > 0 or holders(pool, now) > 0) then
   return reply(2, tokens, avail, p, 0, now)
 end
 tokens = tokens - 1
@@ -187,6 +229,28 @@ return reply(1, tokens, tonumber(p[1]) or 0, p, 0, now)
 """
 )
 
+# KEYS: bucket. ARGV: rate, burst, pool suffix, reservation id, tokens, units. A process gives
+# back what it did not use of a reservation: the tokens to the bucket (up to the burst), the
+# units to the pool if this server has it (1), else the caller gives them to the database (0).
+UNRESERVE = (
+    _PRELUDE
+    + """
+local rate, burst = tonumber(ARGV[1]), tonumber(ARGV[2])
+local now = clock()
+local pool = 'mlapi:pool:' .. run_id() .. ':' .. ARGV[3]
+redis.call('ZREM', pool .. ':held', ARGV[4])
+local tokens, units = tonumber(ARGV[5]), tonumber(ARGV[6])
+if tokens > 0 then
+  save_bucket(KEYS[1], math.min(burst, refilled(KEYS[1], rate, burst, now) + tokens), now, rate,
+              burst)
+end
+if units == 0 then return 1 end
+if redis.call('EXISTS', pool) == 0 then return 0 end
+redis.call('HINCRBY', pool, 'units', units)
+return 1
+"""
+)
+
 # ARGV: pool suffix, units. A refund goes back into the pool if this server has one (1), else
 # the caller gives it back to the database (0).
 REFUND = """
@@ -197,17 +261,20 @@ redis.call('HINCRBY', pool, 'units', tonumber(ARGV[2]))
 return 1
 """
 
-# ARGV: pool suffix. Takes every unit out of the pool (they go back to the database).
-DRAIN = """
-local pool = 'mlapi:pool:' .. string.match(redis.call('INFO', 'server'), 'run_id:(%x+)')
-             .. ':' .. ARGV[1]
+# ARGV: pool suffix. Takes every unit out of the pool (they go back to the database); replies
+# {units taken, reservations still out} (those may come back: the caller can wait for them).
+DRAIN = (
+    _PRELUDE
+    + """
+local pool = 'mlapi:pool:' .. run_id() .. ':' .. ARGV[1]
 local n = tonumber(redis.call('HGET', pool, 'units')) or 0
 if n > 0 then
   redis.call('HINCRBY', pool, 'units', -n)
   if redis.call('HEXISTS', pool, 'out') == 1 then redis.call('HINCRBY', pool, 'out', -n) end
 end
-return n
+return {n, holders(pool, clock())}
 """
+)
 
 # ARGV: pool suffix, leaser token, ttl. Registers a lease that found units in the database
 # (before its transaction): until its deposit, a refusal for quota waits for its units.

@@ -30,8 +30,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import NoScriptError
 from redis.retry import Retry
 
-from keys.limits import database, leases, lua
+from keys.limits import database, leases, lua, reservations
 from keys.limits.base import Limits, LimitsStore, Outcome, Step
+from keys.limits.reservations import Reservation, Reservations
 from mlapi.exceptions import ServiceUnavailable
 
 logger = logging.getLogger("mlapi.limits")
@@ -41,7 +42,7 @@ INFLIGHT_TTL_S = 10.0  # a granting lease that died stops holding refusals back 
 WAIT_S = 30.0  # a request refused only while others' leases are in flight retries this long
 POLL_S = 0.002
 GROW_BELOW_S, SHRINK_ABOVE_S = 1.0, 10.0
-SCRIPTS = ("admit", "deposit", "release", "refund", "drain", "granting")
+SCRIPTS = ("admit", "deposit", "release", "refund", "drain", "granting", "unreserve")
 SOURCES = {name: getattr(lua, name.upper()) for name in SCRIPTS}
 # EVALSHA names a script by its SHA-1 (Redis's choice; an identifier here, not a safeguard).
 SHAS = {
@@ -69,13 +70,15 @@ class Reply:
     at: float
     now: float
     before: int  # the pool's high-water mark of `used` before this admit (-1: none admitted)
+    held_tokens: int  # a reservation for this process (keys.limits.reservations), if any
+    held_units: int
 
     @classmethod
     def parse(cls, raw) -> Reply:
-        code, tokens, units, out, limit, claim, size, at, now, before = raw
+        code, tokens, units, out, limit, claim, size, at, now, before, held_t, held_u = raw
         return cls(
             int(code), float(tokens), int(units), int(out), int(limit), int(claim),
-            int(size), float(at), float(now), int(before),
+            int(size), float(at), float(now), int(before), int(held_t), int(held_u),
         )  # fmt: skip
 
 
@@ -84,8 +87,11 @@ class RedisLeaseStore(LimitsStore):
 
     name = "redis"
 
-    def __init__(self, url: str, *, lease_fraction: float, lease_max: int) -> None:
+    def __init__(
+        self, url: str, *, lease_fraction: float, lease_max: int, reserve_max: int = 0
+    ) -> None:
         self.url, self.lease_fraction, self.lease_max = url, lease_fraction, lease_max
+        self.reservations = Reservations(self._unreserve, size_max=reserve_max)
         self._lock = threading.Lock()
         self._local = threading.local()  # each thread's own connection
         # Only its settings are used (building it connects to nothing).
@@ -102,16 +108,23 @@ class RedisLeaseStore(LimitsStore):
     # --- the interface ---------------------------------------------------------------------
 
     def admit(self, limits: Limits, *, units: int, now: float) -> Step:
+        step = self.reservations.take(limits, units)
+        if step is not None:
+            return step
         token = secrets.token_hex(8)
+        reserve = self.reservations.size_for(limits, units)
         deadline = time.monotonic() + WAIT_S
         while True:
-            reply = self._admit(limits, units, token)
+            reply = self._admit(limits, units, token, reserve)
             if reply.code == lua.NEED_UNITS and reply.lease:
                 reply = self._lease_and_admit(limits, units, reply, token, whole=reply.lease == 1)
             elif reply.code == lua.ADMITTED and reply.lease:
                 self._lease_ahead(limits, reply, token)
             if reply.code != lua.NEED_UNITS:
-                return self._step(limits, reply, OUTCOMES[reply.code])
+                step = self._step(limits, reply, OUTCOMES[reply.code])
+                if reply.held_tokens:
+                    self._keep(limits, units, reply, step, token)
+                return step
             if time.monotonic() > deadline:
                 raise _unavailable(None)
             time.sleep(POLL_S)  # another request is leasing for this pool: wait for it
@@ -126,7 +139,10 @@ class RedisLeaseStore(LimitsStore):
         )
         ok, used, extension = database.consume_quota(**args)
         if not ok:
-            drained = int(self._run("drain", [], [self._suffix(limits)]))
+            self.reservations.give_back_all()
+            deadline = time.monotonic() + reservations.HELD_S
+        while not ok:
+            drained, holders = (int(n) for n in self._run("drain", [], [self._suffix(limits)]))
             if drained:
                 leases.give_back(
                     subscription_id=limits.subscription_id,
@@ -134,6 +150,9 @@ class RedisLeaseStore(LimitsStore):
                     units=drained,
                 )
                 ok, used, extension = database.consume_quota(**args)
+            if ok or not holders or time.monotonic() > deadline:
+                break
+            time.sleep(POLL_S)  # other processes' reservations come back within 50 ms
         outcome = Outcome.ADMITTED if ok else Outcome.QUOTA_EXCEEDED
         return Step(outcome, float(limits.burst), used, extension)
 
@@ -149,7 +168,7 @@ class RedisLeaseStore(LimitsStore):
         )
 
     def peek(self, limits: Limits, *, now: float) -> Step:
-        """Without Redis, the database's count (an upper bound: pooled units count as used)."""
+        """The database's count less the pool (without Redis an upper bound: pooled units count)."""
         try:
             reply = self._release(limits, "-")
             tokens, pooled = reply.tokens, reply.units
@@ -158,9 +177,13 @@ class RedisLeaseStore(LimitsStore):
         used, extension = database.read_quota(
             subscription_id=limits.subscription_id, period_start=limits.period_start
         )
+        # This process's reservations are not delivered either; other processes' count as
+        # used until they come back (within 50 ms).
+        pooled += self.reservations.units_held(limits)
         return Step(Outcome.ADMITTED, tokens, max(0, used - pooled), extension)
 
     def close(self) -> None:
+        self.reservations.give_back_all()
         with self._lock:
             for connection in self._connections:
                 connection.disconnect()
@@ -237,9 +260,48 @@ class RedisLeaseStore(LimitsStore):
         before = reply.before if reply.before >= 0 else None
         return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota), before)
 
-    def _admit(self, limits: Limits, units: int, token: str) -> Reply:
-        args = [limits.rate, limits.burst, units, self._suffix(limits), token, CLAIM_TTL_S]
+    def _admit(self, limits: Limits, units: int, token: str, reserve: int = 0) -> Reply:
+        args = [
+            limits.rate, limits.burst, units, self._suffix(limits), token, CLAIM_TTL_S,
+            reserve, reservations.HELD_S, reservations.RESERVE_BELOW_PERCENT,
+        ]  # fmt: skip
         return Reply.parse(self._run("admit", [BUCKET_KEY.format(limits.subscription_id)], args))
+
+    # --- reservations (keys.limits.reservations) -------------------------------------------
+
+    def _keep(self, limits: Limits, units: int, reply: Reply, step: Step, token: str) -> None:
+        self.reservations.keep(
+            Reservation(
+                token=token,
+                limits=limits,
+                units_each=units,
+                tokens=reply.held_tokens,
+                units=reply.held_units,
+                used=step.used,
+                bucket=reply.tokens - reply.held_tokens,
+                extension=step.extension,
+                until=time.monotonic() + reservations.WINDOW_S,
+            )
+        )
+
+    def _unreserve(self, held: Reservation) -> None:
+        """Give back what a reservation did not use: tokens to the bucket, units to the pool
+        (to the database when this Redis no longer has the pool). Lost if Redis cannot be
+        reached: under-admission, never more."""
+        limits = held.limits
+        keys = [BUCKET_KEY.format(limits.subscription_id)]
+        suffix = self._suffix(limits)
+        args = [limits.rate, limits.burst, suffix, held.token, held.tokens, held.units]
+        try:
+            pooled = int(self._run("unreserve", keys, args))
+        except ServiceUnavailable:
+            return
+        if not pooled and held.units:
+            leases.give_back(
+                subscription_id=limits.subscription_id,
+                period_start=limits.period_start,
+                units=held.units,
+            )
 
     def _release(self, limits: Limits, token: str) -> Reply:
         args = [limits.rate, limits.burst, self._suffix(limits), token]

@@ -82,6 +82,7 @@ def build_server(*, address: str) -> tuple[grpc.Server, health.HealthServicer, i
 
 def serve(*, host: str, port: int) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight ones finish."""
+    from keys.limits import close_stores
     from usage.recording import flush_usage_on_exit
 
     server, health_servicer, bound = build_server(address=f"{host}:{port}")
@@ -99,5 +100,6 @@ def serve(*, host: str, port: int) -> None:
     stopping.wait()
     health_servicer.enter_graceful_shutdown()
     server.stop(grace=settings.MLAPI_GRPC_GRACE_S).wait()
+    close_stores()  # limits reservations go back before the process does
     flush_usage_on_exit()
     logger.info("gRPC data plane stopped")

@@ -1,0 +1,184 @@
+"""Per-process reservations: a busy process admits most requests without a Redis round trip.
+
+When one subscription's requests come fast, the lease store's admit also takes a small
+*reservation* for its process (keys.limits.lua ADMIT): `size` more rate tokens and as many
+requests' worth of quota units, counted as used from that moment. The process then admits the
+next requests of the same size from it in memory, under a lock, for at most `WINDOW_S`; what it
+did not use goes back to Redis (UNRESERVE) as soon as it cannot serve a request or the window
+ends (a sweeper thread, so a process that goes quiet never keeps units).
+
+Why the invariants still hold:
+* Nothing is admitted that the bucket and the pool did not give out: a reservation only moves
+  the moment tokens and units are taken, never their number (a, and the bucket's bound).
+* Redis grants one only while the bucket stays at least half full and the period's count stays
+  below the first quota.threshold (`RESERVE_BELOW_PERCENT`): crossings and the last units of a
+  period are always admitted one request at a time, by Redis itself.
+* A refusal for quota waits while reservations are out (`<pool>:held`, as for leases in
+  flight), so units are never stranded in one process while another refuses (e). A holder
+  that died (b) stops holding refusals back after `HELD_S`; its units are lost:
+  under-admission of at most `size * units` per process killed, documented in
+  docs/performance.md (f).
+* The RateLimit headers of a request served from a reservation are the reservation's own
+  counts: exact in one process, behind other processes' work by at most `WINDOW_S`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from keys.limits.base import Limits, Outcome, Step
+
+logger = logging.getLogger("mlapi.limits")
+WINDOW_S = 0.05  # how long a process serves from one reservation
+HELD_S = 2.0  # after this, Redis stops counting a reservation that never came back
+RESERVE_BELOW_PERCENT = 80  # keys.events.THRESHOLDS' first: crossings are Redis's own
+MAX_KEYS = 10_000
+
+
+@dataclass(slots=True)
+class Reservation:
+    """Tokens and units one admit took for its process; served from until `until`."""
+
+    token: str  # its id in `<pool>:held`
+    limits: Limits
+    units_each: int  # the size of the requests it serves
+    tokens: int  # left
+    units: int  # left
+    used: int  # the period's count after the last unit it handed out
+    bucket: float  # tokens in the bucket right after it was taken
+    extension: int
+    until: float  # time.monotonic()
+
+    def serve(self, units: int) -> Step:
+        self.tokens -= 1
+        self.units -= units
+        before, self.used = self.used, self.used + units
+        return Step(Outcome.ADMITTED, self.bucket + self.tokens, self.used, self.extension, before)
+
+    @property
+    def left(self) -> bool:
+        return self.tokens > 0 or self.units > 0
+
+
+class Reservations:
+    """This process's reservations, one per (pool, request size), and how large to ask for.
+
+    `give_back(reservation)` is the store's UNRESERVE; it runs outside the lock, on the
+    request's thread or the sweeper's.
+    """
+
+    def __init__(self, give_back: Callable[[Reservation], None], *, size_max: int) -> None:
+        self._give_back = give_back
+        self.size_max = size_max
+        self._lock = threading.Lock()
+        self._held: dict[tuple, Reservation] = {}
+        self._sizes: dict[tuple, tuple[int, float]] = {}  # key -> (size, last Redis admit)
+        self._wake = threading.Event()
+        self._pid = os.getpid()
+        self._sweeper: threading.Thread | None = None
+
+    @staticmethod
+    def key(limits: Limits, units: int) -> tuple:
+        return limits.subscription_id, limits.period_start, limits.quota, units
+
+    def take(self, limits: Limits, units: int) -> Step | None:
+        """Admit from this process's reservation, or None (then ask Redis)."""
+        if self.size_max <= 0:
+            return None
+        key = self.key(limits, units)
+        with self._lock:
+            self._after_fork()
+            held = self._held.get(key)
+            if held is None:
+                return None
+            if time.monotonic() < held.until and held.tokens >= 1 and held.units >= units:
+                return held.serve(units)
+            del self._held[key]
+            size, last = self._sizes.get(key, (1, 0.0))
+            size = min(self.size_max, size * 2) if not held.left else max(1, size // 2)
+            self._sizes[key] = (size, last)
+        if held.left:
+            self._give_back(held)
+        return None
+
+    def size_for(self, limits: Limits, units: int) -> int:
+        """How many more requests' worth the next Redis admit should reserve (0: quiet)."""
+        if self.size_max <= 0:
+            return 0
+        key, now = self.key(limits, units), time.monotonic()
+        with self._lock:
+            size, last = self._sizes.get(key, (1, 0.0))
+            if len(self._sizes) >= MAX_KEYS:
+                self._sizes.clear()
+            self._sizes[key] = (size, now)
+        return size if now - last < WINDOW_S else 0
+
+    def keep(self, reservation: Reservation) -> None:
+        """Serve from `reservation` (taken by Redis just now) until its window ends."""
+        key = self.key(reservation.limits, reservation.units_each)
+        with self._lock:
+            self._after_fork()
+            previous = self._held.pop(key, None)
+            self._held[key] = reservation
+            self._wake.set()
+            if self._sweeper is None:
+                self._sweeper = threading.Thread(
+                    target=self._sweep, args=(self._wake,), name="mlapi-reservations", daemon=True
+                )
+                self._sweeper.start()
+        if previous is not None and previous.left:  # two threads reserved at once
+            self._give_back(previous)
+
+    def units_held(self, limits: Limits) -> int:
+        """Units this process holds for `limits`' pool (counted as used, not delivered)."""
+        with self._lock:
+            return sum(
+                held.units
+                for key, held in self._held.items()
+                if key[:3] == self.key(limits, 0)[:3]
+            )
+
+    def give_back_all(self) -> None:
+        """Return everything (the process is stopping)."""
+        with self._lock:
+            held, self._held = list(self._held.values()), {}
+        for reservation in held:
+            if reservation.left:
+                self._give_back(reservation)
+
+    def discard(self) -> None:
+        """Forget everything without returning it (tests, whose Redis state is wiped)."""
+        with self._lock:
+            self._held.clear()
+            self._sizes.clear()
+
+    def _after_fork(self) -> None:
+        # A forked child starts with nothing: its parent's reservations are its parent's.
+        if self._pid != os.getpid():
+            self._pid, self._held, self._sizes, self._sweeper = os.getpid(), {}, {}, None
+            self._wake = threading.Event()
+
+    def _sweep(self, wake: threading.Event) -> None:
+        """Give back reservations whose window ended, so a quiet process keeps nothing."""
+        while True:
+            wake.wait()  # set while anything is held
+            time.sleep(WINDOW_S / 2)
+            now = time.monotonic()
+            with self._lock:
+                if self._pid != os.getpid():
+                    return
+                due = [key for key, held in self._held.items() if held.until <= now]
+                expired = [self._held.pop(key) for key in due]
+                if not self._held:
+                    wake.clear()
+            for reservation in expired:
+                if reservation.left:
+                    try:
+                        self._give_back(reservation)
+                    except Exception:  # the sweeper must outlive one failure
+                        logger.exception("could not give back a reservation")
