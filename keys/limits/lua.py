@@ -90,7 +90,8 @@ local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until', 'gap', 'see
 # claim to lease a whole lease size, 2 if it leases only what it lacks. Leases that find units
 # in the database register in `<pool>:inflight` (GRANTING, a sorted set of deadlines).
 # An admitted caller gets lease=1 when the pool ran below half a lease and nobody is leasing.
-# ARGV[7..9]: reserve, held ttl, reserve below (percent). An admitted caller may also take a
+# ARGV[7..10]: reserve, held ttl, reserve below (percent), a used-up reservation of the
+# caller's (or ''). An admitted caller may also take a
 # reservation for its process: `reserve` more tokens and `reserve * units` more units, only
 # while the bucket stays at least half full and the count stays below `reserve below` percent
 # of the limit (so quota.threshold crossings and the period's last units are never served
@@ -136,8 +137,12 @@ if reserve > 0 then
       redis.call('HSET', pool, 'seen', count)
     end
   end
+  redis.call('ZREMRANGEBYSCORE', pool .. ':held', '-inf', now)  -- holders that died
   redis.call('ZADD', pool .. ':held', now + tonumber(ARGV[8]), ARGV[5])
   redis.call('EXPIRE', pool .. ':held', 3600)
+end
+if ARGV[10] ~= '' then  -- the caller's previous reservation, used up: no longer out
+  redis.call('ZREM', pool .. ':held', ARGV[10])
 end
 save_bucket(KEYS[1], tokens, now, rate, burst)
 if units > 0 then

@@ -112,10 +112,11 @@ class RedisLeaseStore(LimitsStore):
         if step is not None:
             return step
         token = secrets.token_hex(8)
-        reserve = self.reservations.size_for(limits, units)
+        reserve, spent = self.reservations.size_for(limits, units)
         deadline = time.monotonic() + WAIT_S
         while True:
-            reply = self._admit(limits, units, token, reserve)
+            reply = self._admit(limits, units, token, reserve, spent)
+            spent = ""  # said once
             if reply.code == lua.NEED_UNITS and reply.lease:
                 reply = self._lease_and_admit(limits, units, reply, token, whole=reply.lease == 1)
             elif reply.code == lua.ADMITTED and reply.lease:
@@ -260,10 +261,12 @@ class RedisLeaseStore(LimitsStore):
         before = reply.before if reply.before >= 0 else None
         return Step(outcome, reply.tokens, used, max(0, reply.limit - limits.quota), before)
 
-    def _admit(self, limits: Limits, units: int, token: str, reserve: int = 0) -> Reply:
+    def _admit(
+        self, limits: Limits, units: int, token: str, reserve: int = 0, spent: str = ""
+    ) -> Reply:
         args = [
             limits.rate, limits.burst, units, self._suffix(limits), token, CLAIM_TTL_S,
-            reserve, reservations.HELD_S, reservations.RESERVE_BELOW_PERCENT,
+            reserve, reservations.HELD_S, reservations.RESERVE_BELOW_PERCENT, spent,
         ]  # fmt: skip
         return Reply.parse(self._run("admit", [BUCKET_KEY.format(limits.subscription_id)], args))
 

@@ -78,6 +78,7 @@ class Reservations:
         self._lock = threading.Lock()
         self._held: dict[tuple, Reservation] = {}
         self._sizes: dict[tuple, tuple[int, float]] = {}  # key -> (size, last Redis admit)
+        self._spent: dict[tuple, Reservation] = {}  # used up, still on `<pool>:held`
         self._wake = threading.Event()
         self._pid = os.getpid()
         self._sweeper: threading.Thread | None = None
@@ -102,21 +103,26 @@ class Reservations:
             size, last = self._sizes.get(key, (1, 0.0))
             size = min(self.size_max, size * 2) if not held.left else max(1, size // 2)
             self._sizes[key] = (size, last)
+            if not held.left:  # the next admit tells Redis (or the sweeper does)
+                self._spent[key] = held
         if held.left:
             self._give_back(held)
         return None
 
-    def size_for(self, limits: Limits, units: int) -> int:
-        """How many more requests' worth the next Redis admit should reserve (0: quiet)."""
+    def size_for(self, limits: Limits, units: int) -> tuple[int, str]:
+        """How many more requests' worth the next Redis admit should reserve (0: quiet), and
+        the id of this process's used-up reservation for that pool, which it takes off
+        `<pool>:held` ('' if none)."""
         if self.size_max <= 0:
-            return 0
+            return 0, ""
         key, now = self.key(limits, units), time.monotonic()
         with self._lock:
             size, last = self._sizes.get(key, (1, 0.0))
             if len(self._sizes) >= MAX_KEYS:
                 self._sizes.clear()
             self._sizes[key] = (size, now)
-        return size if now - last < WINDOW_S else 0
+            spent = self._spent.pop(key, None)
+        return (size if now - last < WINDOW_S else 0), (spent.token if spent else "")
 
     def keep(self, reservation: Reservation) -> None:
         """Serve from `reservation` (taken by Redis just now) until its window ends."""
@@ -138,35 +144,36 @@ class Reservations:
         """Units this process holds for `limits`' pool (counted as used, not delivered)."""
         with self._lock:
             return sum(
-                held.units
-                for key, held in self._held.items()
-                if key[:3] == self.key(limits, 0)[:3]
+                held.units for key, held in self._held.items() if key[:3] == self.key(limits, 0)[:3]
             )
 
     def give_back_all(self) -> None:
-        """Return everything (the process is stopping)."""
+        """Return everything, and take used-up reservations off `held` (stopping, or a
+        batch that needs every unit)."""
         with self._lock:
-            held, self._held = list(self._held.values()), {}
+            held = [*self._held.values(), *self._spent.values()]
+            self._held, self._spent = {}, {}
         for reservation in held:
-            if reservation.left:
-                self._give_back(reservation)
+            self._give_back(reservation)
 
     def discard(self) -> None:
         """Forget everything without returning it (tests, whose Redis state is wiped)."""
         with self._lock:
             self._held.clear()
             self._sizes.clear()
+            self._spent.clear()
 
     def _after_fork(self) -> None:
         # A forked child starts with nothing: its parent's reservations are its parent's.
         if self._pid != os.getpid():
             self._pid, self._held, self._sizes, self._sweeper = os.getpid(), {}, {}, None
+            self._spent = {}
             self._wake = threading.Event()
 
     def _sweep(self, wake: threading.Event) -> None:
         """Give back reservations whose window ended, so a quiet process keeps nothing."""
         while True:
-            wake.wait()  # set while anything is held
+            wake.wait()  # set while anything is held or spent
             time.sleep(WINDOW_S / 2)
             now = time.monotonic()
             with self._lock:
@@ -174,11 +181,13 @@ class Reservations:
                     return
                 due = [key for key, held in self._held.items() if held.until <= now]
                 expired = [self._held.pop(key) for key in due]
-                if not self._held:
+                # Used up and no admit since to say so: give back nothing, off `held`.
+                quiet = [key for key, held in self._spent.items() if held.until <= now]
+                expired += [self._spent.pop(key) for key in quiet]
+                if not self._held and not self._spent:
                     wake.clear()
             for reservation in expired:
-                if reservation.left:
-                    try:
-                        self._give_back(reservation)
-                    except Exception:  # the sweeper must outlive one failure
-                        logger.exception("could not give back a reservation")
+                try:
+                    self._give_back(reservation)
+                except Exception:  # the sweeper must outlive one failure
+                    logger.exception("could not give back a reservation")
