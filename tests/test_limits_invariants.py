@@ -12,13 +12,15 @@ that lags behind. After every fault the subscription keeps spending until refuse
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from django.db import connection
 
 from bench.stores import PrivateRedis, redis_available
 from keys import limits, services
-from keys.limits import leases
+from keys.limits import leases, reservations
+from keys.limits.redis_leases import RedisLeaseStore
 from keys.models import QuotaCounter
 from keys.principal import Principal
 
@@ -246,3 +248,81 @@ def _wait_replicated(master: PrivateRedis, replica: PrivateRedis) -> None:
             return
         time.sleep(0.05)
     raise AssertionError("the replica did not catch up")
+
+
+# --- per-process reservations (keys.limits.reservations) -------------------------------------
+# A second RedisLeaseStore is a second process: its own reservations, the same Redis and
+# database.
+
+
+def other_process(private_redis) -> RedisLeaseStore:
+    return RedisLeaseStore(private_redis.url(), lease_fraction=FRACTION, lease_max=10_000,
+                           reserve_max=16)  # fmt: skip
+
+
+def busy_admits(store: RedisLeaseStore, principal: Principal, n: int) -> int:
+    """`n` back-to-back 1-unit admits in `store`'s process (reservations grow); delivered."""
+    delivered = 0
+    for _ in range(n):
+        limits_now = limits._limits(principal.subscription_id, principal.plan, time.time())
+        delivered += store.admit(limits_now, units=1, now=time.time()).admitted
+    return delivered
+
+
+def held_units(store: RedisLeaseStore, principal: Principal) -> int:
+    limits_now = limits._limits(principal.subscription_id, principal.plan, time.time())
+    return store.reservations.units_held(limits_now)
+
+
+def test_units_a_busy_process_reserved_come_back_so_another_gets_the_last_of_the_quota(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber)
+    busy = other_process(private_redis)
+    try:
+        first = busy_admits(busy, principal, 300)
+        assert held_units(busy, principal) > 0  # the test means something: units were reserved
+        # The busy process goes quiet holding them; this one spends until refused.
+        rest = spend(principal)
+        assert first + rest == QUOTA == counter(principal)
+        assert held_units(busy, principal) == 0
+    finally:
+        busy.close()
+
+
+def test_a_process_that_dies_holding_a_reservation_strands_only_it_and_never_over_admits(
+    private_redis, make_subscriber
+):
+    principal = principal_for(make_subscriber)
+    dying = other_process(private_redis)
+    first = busy_admits(dying, principal, 300)
+    stranded = held_units(dying, principal)
+    assert 0 < stranded <= 16
+    dying.reservations.discard()  # SIGKILL: nothing given back, its `held` entry stays
+    started = time.monotonic()
+    rest = spend(principal)
+    assert first + rest == QUOTA - stranded  # lost, never reused
+    assert counter(principal) == QUOTA
+    # The refusal waited for the dead holder no longer than Redis counts it.
+    assert time.monotonic() - started < reservations.HELD_S + 5
+    dying.close()
+
+
+def test_tokens_a_busy_process_reserved_come_back_to_the_bucket(private_redis, make_subscriber):
+    plan = {"quota": 10**6, "rate": 0.001, "burst": 200, "quota_period": "month"}
+    principal = Principal.for_subscription(make_subscriber(**plan))
+    busy = other_process(private_redis)
+    try:
+        first = busy_admits(busy, principal, 40)
+        assert first == 40
+        time.sleep(reservations.WINDOW_S * 4)  # its sweeper gives back what it did not use
+        rest = 0
+        while True:
+            try:
+                limits.admit(principal=principal, units=1)
+            except limits.RateLimited:
+                break
+            rest += 1
+        assert first + rest == 200  # the burst exactly (the rate adds nothing in this time)
+    finally:
+        busy.close()
