@@ -11,6 +11,7 @@ that lags behind. After every fault the subscription keeps spending until refuse
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -19,6 +20,7 @@ from django.db import connection
 
 from bench.stores import PrivateRedis, redis_available
 from keys import limits, services
+from keys.events import crossed
 from keys.limits import leases, reservations
 from keys.limits.redis_leases import RedisLeaseStore
 from keys.models import QuotaCounter
@@ -326,3 +328,39 @@ def test_tokens_a_busy_process_reserved_come_back_to_the_bucket(private_redis, m
         assert first + rest == 200  # the burst exactly (the rate adds nothing in this time)
     finally:
         busy.close()
+
+
+def test_thirty_two_threads_of_mixed_sizes_cross_every_threshold_with_reservations(
+    private_redis, make_subscriber, settings
+):
+    # Requests of 1-5 units each get their own reservation; none may hide a quota.threshold.
+    settings.MLAPI_LIMITS_LEASE_FRACTION = 0.01
+    principal = principal_for(make_subscriber, quota=1000)
+    seen: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def run(seed: int) -> None:
+        rng, size_after_refusal = random.Random(seed), None
+        try:
+            while True:
+                size = size_after_refusal or rng.randint(1, 5)
+                try:
+                    state = limits.admit(principal=principal, units=size)
+                except limits.QuotaExceeded:
+                    if size == 1:
+                        return
+                    size_after_refusal = 1
+                    continue
+                with lock:
+                    seen.append((state.before, state.used, size))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(32)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    assert sum(size for _, _, size in seen) == 1000 == counter(principal)
+    hits = {p for before, used, _ in seen for p in crossed(before=before, used=used, limit=1000)}
+    assert hits == {80, 90, 100}
