@@ -1,10 +1,13 @@
 """REST v1 JSON (wrk) against the gRPC data plane (h2load) on one box, side by side, metered.
 
     .venv/bin/python bench/grpc_vs_rest.py [--seconds 10] [--connections 16] [--keepalive]
+        [--services]
 
-One fresh data dir (SQLite, production settings), gunicorn (`mlapi.serve web`, 2 sync workers)
-and the gRPC servers (`python -m predictions.grpc`, `--grpc-processes` of them on one port as
-`make run` starts them), both metered and recorded like production.
+One fresh data dir (SQLite, production settings; `--services`: a private PostgreSQL with the
+5 ms emulated WAL flush and a private Redis, as `make bench`'s services layout), gunicorn
+(`mlapi.serve web`, 2 sync workers) and the gRPC servers (`python -m predictions.grpc`,
+`--grpc-processes` of them on one port as `make run` starts them), both metered and recorded
+like production.
 Cases: one iris row and a 1,000-row FP64 batch, each over REST (`POST /api/v1/models/iris/
 predict`, wrk) and over gRPC (`ModelInfer` with raw contents, h2load with a prebuilt
 length-prefixed body). h2load cannot read `grpc-status`, so answers and errors are counted from
@@ -17,6 +20,7 @@ Needs Debian's `wrk` and `nghttp2-client` (h2load). Loopback only; bounded by --
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import shutil
@@ -32,7 +36,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench import loadgen, servers
+from bench import loadgen, servers, stores
 from bench.cpu import CpuMeter, _tree_seconds
 
 IRIS = [5.1, 3.5, 1.4, 0.2]
@@ -91,14 +95,21 @@ def run_h2load(url: str, body: Path, key: str, *, connections: int, seconds: flo
     return {"rps": float(rps.group(2)), "mean_ms": round(mean_ms, 2)}
 
 
-def recorded(db: Path, after_id: int) -> tuple[int, dict]:
-    """(last record id, {(protocol, status): (calls, predictions)}) since `after_id`."""
-    with sqlite3.connect(db, timeout=30) as conn:
-        rows = conn.execute(
-            "SELECT protocol, status, count(*), sum(predictions), max(id) FROM usage_usagerecord"
-            " WHERE id > ? GROUP BY protocol, status",
-            (after_id,),
-        ).fetchall()
+def recorded(db: Path | str, after_id: int) -> tuple[int, dict]:
+    """(last record id, {(protocol, status): (calls, predictions)}) since `after_id`, from
+    the SQLite file `db` or the PostgreSQL URL `db`."""
+    sql = (
+        "SELECT protocol, status, count(*), sum(predictions), max(id) FROM usage_usagerecord"
+        " WHERE id > {} GROUP BY protocol, status"
+    )
+    if isinstance(db, str):
+        import psycopg
+
+        with psycopg.connect(db) as conn:
+            rows = conn.execute(sql.format("%s"), (after_id,)).fetchall()
+    else:
+        with sqlite3.connect(db, timeout=30) as conn:
+            rows = conn.execute(sql.format("?"), (after_id,)).fetchall()
     last = max([after_id, *(r[4] for r in rows)])
     return last, {f"{r[0]} {r[1]}": (r[2], r[3]) for r in rows}
 
@@ -146,12 +157,33 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--grpc-processes", type=int, default=2, help="gRPC servers on the port (make run: 2)"
     )
+    parser.add_argument(
+        "--services", action="store_true", help="private PostgreSQL (5 ms flush) + Redis"
+    )
     args = parser.parse_args(argv)
     servers.stop_cleanly_on_signals()
+    with contextlib.ExitStack() as stack:
+        services: dict = {}
+        if args.services:
+            layout = stack.enter_context(stores.services_layout(mode="private", delay_us=5000))
+            services = layout["env"]
+            print(f"services: {layout['where']}", flush=True)
+        results = run_cases(args, services)
+    print("\n| case | calls/s | rows/s | server CPU ms/call | errors | other CPU cores |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        cells = (r["case"], f"{r['rps']:.0f}", r["rows_per_s"], r["server_cpu_ms_per_call"],
+                 r["errors"], r["other_cpu_cores"])  # fmt: skip
+        print("| " + " | ".join(str(c) for c in cells) + " |")
+    return 0
+
+
+def run_cases(args, services: dict) -> list[dict]:
+    """Start the servers on a fresh data dir and run every case; the result rows."""
     tmp = Path(tempfile.mkdtemp(prefix="mlapi-grpc-bench-"))
-    env = servers.mlapi_env(tmp / "data", services={})
+    env = servers.mlapi_env(tmp / "data", services=services)
     key = servers.prepare_mlapi(env)["api_key"]
-    db = tmp / "data" / "mlapi.sqlite3"
+    db = services.get("DATABASE_URL") or tmp / "data" / "mlapi.sqlite3"
     running: list[servers.Server] = []
     results, last_id = [], 0
     try:
@@ -202,14 +234,8 @@ def main(argv: list[str]) -> int:
     finally:
         for server in running:
             server.stop()
-    print("\n| case | calls/s | rows/s | server CPU ms/call | errors | other CPU cores |")
-    print("|---|---|---|---|---|---|")
-    for r in results:
-        cells = (r["case"], f"{r['rps']:.0f}", r["rows_per_s"], r["server_cpu_ms_per_call"],
-                 r["errors"], r["other_cpu_cores"])  # fmt: skip
-        print("| " + " | ".join(str(c) for c in cells) + " |")
-    shutil.rmtree(tmp, ignore_errors=True)
-    return 0
+        shutil.rmtree(tmp, ignore_errors=True)
+    return results
 
 
 if __name__ == "__main__":
