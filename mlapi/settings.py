@@ -209,7 +209,7 @@ if MLAPI_LIMITS_STORE not in {"auto", "database", "redis"}:
 if MLAPI_LIMITS_STORE == "redis" and not REDIS_URL:
     raise ImproperlyConfigured("MLAPI_LIMITS_STORE=redis needs REDIS_URL")
 MLAPI_LIMITS_LEASE_FRACTION = env_float("MLAPI_LIMITS_LEASE_FRACTION", 0.001)
-MLAPI_LIMITS_LEASE_MAX = env_int("MLAPI_LIMITS_LEASE_MAX", 10_000)
+MLAPI_LIMITS_LEASE_MAX = env_int("MLAPI_LIMITS_LEASE_MAX", 1_000_000)
 # Requests' worth of tokens and units a busy process may hold for ~50 ms (keys.limits
 # .reservations); 0 sends every admit to Redis.
 MLAPI_LIMITS_RESERVE_MAX = env_int("MLAPI_LIMITS_RESERVE_MAX", 16)
