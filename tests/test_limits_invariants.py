@@ -364,3 +364,24 @@ def test_thirty_two_threads_of_mixed_sizes_cross_every_threshold_with_reservatio
     assert sum(size for _, _, size in seen) == 1000 == counter(principal)
     hits = {p for before, used, _ in seen for p in crossed(before=before, used=used, limit=1000)}
     assert hits == {80, 90, 100}
+
+
+def test_counts_a_reservation_gives_back_are_still_crossed(private_redis, make_subscriber):
+    # A reservation's counts are in the pool's high-water mark from the start; the ones it gives
+    # back unused must be crossed again by the admits that get them (quota.threshold at any level).
+    principal = principal_for(make_subscriber)
+    busy = other_process(private_redis)
+    seen: list[tuple[int, int]] = []
+    for _ in range(300):
+        step = busy.admit(
+            limits._limits(principal.subscription_id, principal.plan, time.time()),
+            units=1,
+            now=time.time(),
+        )
+        seen.append((step.before if step.before is not None else step.used - 1, step.used))
+    assert held_units(busy, principal) > 0  # the test means something
+    busy.reservations.give_back_all()
+    spend(principal, seen=seen)
+    crossings = {n for before, used in seen for n in range(before + 1, used + 1)}
+    assert crossings == set(range(1, QUOTA + 1))
+    busy.close()

@@ -234,9 +234,12 @@ return reply(1, tokens, tonumber(p[1]) or 0, p, 0, now)
 """
 )
 
-# KEYS: bucket. ARGV: rate, burst, pool suffix, reservation id, tokens, units. A process gives
-# back what it did not use of a reservation: the tokens to the bucket (up to the burst), the
-# units to the pool if this server has it (1), else the caller gives them to the database (0).
+# KEYS: bucket. ARGV: rate, burst, pool suffix, reservation id, tokens, units, used. A process
+# gives back what it did not use of a reservation: the tokens to the bucket (up to the burst),
+# the units to the pool if this server has it (1), else the caller gives them to the database
+# (0). Their counts were in `seen` but never reported: `seen` goes back to `used` (the count of
+# the reservation's last unit handed out), so every count is still crossed by some admit (a
+# second crossing of counts others reported meanwhile is deduplicated by the outbox).
 UNRESERVE = (
     _PRELUDE
     + """
@@ -252,6 +255,8 @@ end
 if units == 0 then return 1 end
 if redis.call('EXISTS', pool) == 0 then return 0 end
 redis.call('HINCRBY', pool, 'units', units)
+local used, seen = tonumber(ARGV[7]), tonumber(redis.call('HGET', pool, 'seen'))
+if seen ~= nil and seen > used then redis.call('HSET', pool, 'seen', used) end
 return 1
 """
 )

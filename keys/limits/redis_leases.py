@@ -294,7 +294,7 @@ class RedisLeaseStore(LimitsStore):
         limits = held.limits
         keys = [BUCKET_KEY.format(limits.subscription_id)]
         suffix = self._suffix(limits)
-        args = [limits.rate, limits.burst, suffix, held.token, held.tokens, held.units]
+        args = [limits.rate, limits.burst, suffix, held.token, held.tokens, held.units, held.used]
         try:
             pooled = int(self._run("unreserve", keys, args))
         except ServiceUnavailable:
