@@ -39,6 +39,7 @@ def private_redis(postgres_url, redis_url, settings):
     settings.REDIS_URL = server.url()
     settings.MLAPI_LIMITS_STORE = "redis"
     settings.MLAPI_LIMITS_LEASE_FRACTION = FRACTION
+    settings.MLAPI_LIMITS_RESERVE_MAX = 16  # every invariant holds with reservations too
     yield server
     limits.get_store().close()
     server.close()

@@ -99,6 +99,15 @@ local FIELDS = {'units', 'out', 'limit', 'size', 'at', 'busy_until', 'gap', 'see
 ADMIT = (
     _PRELUDE
     + """
+-- After the caller's own units (`avail` left): may its process also hold `held_units` more,
+-- `tokens` being what the bucket keeps then?
+local function may_reserve(p, tokens, burst, avail, held_units, below_percent)
+  if tokens < burst / 2 then return false end
+  if held_units == 0 then return true end
+  local count, limit = counted(p), tonumber(p[3])
+  return count ~= nil and limit ~= nil and avail >= held_units
+         and (count - avail + held_units) * 100 < limit * below_percent
+end
 local rate, burst, units = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local now = clock()
 local pool = 'mlapi:pool:' .. run_id() .. ':' .. ARGV[4]
@@ -117,25 +126,17 @@ if units > 0 then
   own = avail
   before = served(pool, p, avail, units)
 end
-local reserve, held_units = tonumber(ARGV[7]) or 0, 0
-if reserve > 0 and tokens - reserve >= burst / 2 then
-  held_units = reserve * units
-  local limit, count = tonumber(p[3]), counted(p)
-  if held_units > 0 and (limit == nil or count == nil or avail < held_units
-                         or (count - avail + held_units) * 100 >= limit * tonumber(ARGV[9])) then
-    reserve, held_units = 0, 0
-  end
-else
-  reserve = 0
+local reserve = tonumber(ARGV[7]) or 0
+local held_units = reserve * units
+if reserve == 0 or not may_reserve(p, tokens - reserve, burst, avail, held_units,
+                                   tonumber(ARGV[9])) then
+  reserve, held_units = 0, 0
 end
 if reserve > 0 then
   tokens = tokens - reserve
   if held_units > 0 then
     avail = redis.call('HINCRBY', pool, 'units', -held_units)
-    local count = counted(p) - avail  -- its counts are handed out: `seen` covers them
-    if count > (tonumber(redis.call('HGET', pool, 'seen')) or -1) then
-      redis.call('HSET', pool, 'seen', count)
-    end
+    served(pool, p, avail, held_units)  -- its counts are handed out: `seen` covers them
   end
   redis.call('ZREMRANGEBYSCORE', pool .. ':held', '-inf', now)  -- holders that died
   redis.call('ZADD', pool .. ':held', now + tonumber(ARGV[8]), ARGV[5])

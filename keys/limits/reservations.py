@@ -31,12 +31,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from keys.events import THRESHOLDS
 from keys.limits.base import Limits, Outcome, Step
 
 logger = logging.getLogger("mlapi.limits")
 WINDOW_S = 0.05  # how long a process serves from one reservation
 HELD_S = 2.0  # after this, Redis stops counting a reservation that never came back
-RESERVE_BELOW_PERCENT = 80  # keys.events.THRESHOLDS' first: crossings are Redis's own
+RESERVE_BELOW_PERCENT = min(THRESHOLDS)  # quota.threshold crossings are Redis's own
 MAX_KEYS = 10_000
 
 
@@ -142,10 +143,9 @@ class Reservations:
 
     def units_held(self, limits: Limits) -> int:
         """Units this process holds for `limits`' pool (counted as used, not delivered)."""
+        pool = self.key(limits, 0)[:3]
         with self._lock:
-            return sum(
-                held.units for key, held in self._held.items() if key[:3] == self.key(limits, 0)[:3]
-            )
+            return sum(held.units for key, held in self._held.items() if key[:3] == pool)
 
     def give_back_all(self) -> None:
         """Return everything, and take used-up reservations off `held` (stopping, or a
