@@ -140,20 +140,7 @@ class RedisLeaseStore(LimitsStore):
         )
         ok, used, extension = database.consume_quota(**args)
         if not ok:
-            self.reservations.give_back_all()
-            deadline = time.monotonic() + reservations.HELD_S
-        while not ok:
-            drained, holders = (int(n) for n in self._run("drain", [], [self._suffix(limits)]))
-            if drained:
-                leases.give_back(
-                    subscription_id=limits.subscription_id,
-                    period_start=limits.period_start,
-                    units=drained,
-                )
-                ok, used, extension = database.consume_quota(**args)
-            if ok or not holders or time.monotonic() > deadline:
-                break
-            time.sleep(POLL_S)  # other processes' reservations come back within 50 ms
+            ok, used, extension = self._consume_after_draining(limits, args, (ok, used, extension))
         outcome = Outcome.ADMITTED if ok else Outcome.QUOTA_EXCEEDED
         return Step(outcome, float(limits.burst), used, extension)
 
@@ -164,9 +151,7 @@ class RedisLeaseStore(LimitsStore):
                     return
             except ServiceUnavailable:
                 pass  # the database takes it back
-        leases.give_back(
-            subscription_id=limits.subscription_id, period_start=period_start, units=units
-        )
+        self._to_database(limits, period_start, units)
 
     def peek(self, limits: Limits, *, now: float) -> Step:
         """The database's count less the pool (without Redis an upper bound: pooled units count)."""
@@ -300,11 +285,30 @@ class RedisLeaseStore(LimitsStore):
         except ServiceUnavailable:
             return
         if not pooled and held.units:
-            leases.give_back(
-                subscription_id=limits.subscription_id,
-                period_start=limits.period_start,
-                units=held.units,
-            )
+            self._to_database(limits, limits.period_start, held.units)
+
+    # --- back to the database --------------------------------------------------------------
+
+    def _consume_after_draining(self, limits: Limits, args: dict, short: tuple) -> tuple:
+        """The database could not cover a batch: this process's reservations go back, the
+        pool's units go back to the database, and the batch tries again, as long as other
+        processes' reservations may still come back (within `HELD_S`)."""
+        self.reservations.give_back_all()
+        deadline, result = time.monotonic() + reservations.HELD_S, short
+        while True:
+            drained, holders = (int(n) for n in self._run("drain", [], [self._suffix(limits)]))
+            if drained:
+                self._to_database(limits, limits.period_start, drained)
+                result = database.consume_quota(**args)
+            if result[0] or not holders or time.monotonic() > deadline:
+                return result
+            time.sleep(POLL_S)  # other processes' reservations come back within 50 ms
+
+    @staticmethod
+    def _to_database(limits: Limits, period_start: datetime, units: int) -> None:
+        leases.give_back(
+            subscription_id=limits.subscription_id, period_start=period_start, units=units
+        )
 
     def _release(self, limits: Limits, token: str) -> Reply:
         args = [limits.rate, limits.burst, self._suffix(limits), token]
