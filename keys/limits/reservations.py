@@ -28,6 +28,7 @@ import logging
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -76,12 +77,18 @@ class Reservations:
     def __init__(self, give_back: Callable[[Reservation], None], *, size_max: int) -> None:
         self._give_back = give_back
         self.size_max = size_max
+        self._start_empty()
+        # A forked child starts with nothing (its parent's reservations are its parent's) and
+        # with a lock of its own: the parent's sweeper may have held this one at the fork.
+        this = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: (r := this()) is not None and r._start_empty())
+
+    def _start_empty(self) -> None:
         self._lock = threading.Lock()
         self._held: dict[tuple, Reservation] = {}
         self._sizes: dict[tuple, tuple[int, float]] = {}  # key -> (size, last Redis admit)
         self._spent: dict[tuple, Reservation] = {}  # used up, still on `<pool>:held`
         self._wake = threading.Event()
-        self._pid = os.getpid()
         self._sweeper: threading.Thread | None = None
 
     @staticmethod
@@ -94,7 +101,6 @@ class Reservations:
             return None
         key = self.key(limits, units)
         with self._lock:
-            self._after_fork()
             held = self._held.get(key)
             if held is None:
                 return None
@@ -129,7 +135,6 @@ class Reservations:
         """Serve from `reservation` (taken by Redis just now) until its window ends."""
         key = self.key(reservation.limits, reservation.units_each)
         with self._lock:
-            self._after_fork()
             previous = self._held.pop(key, None)
             self._held[key] = reservation
             self._wake.set()
@@ -163,13 +168,6 @@ class Reservations:
             self._sizes.clear()
             self._spent.clear()
 
-    def _after_fork(self) -> None:
-        # A forked child starts with nothing: its parent's reservations are its parent's.
-        if self._pid != os.getpid():
-            self._pid, self._held, self._sizes, self._sweeper = os.getpid(), {}, {}, None
-            self._spent = {}
-            self._wake = threading.Event()
-
     def _sweep(self, wake: threading.Event) -> None:
         """Give back reservations whose window ended, so a quiet process keeps nothing."""
         while True:
@@ -177,8 +175,6 @@ class Reservations:
             time.sleep(WINDOW_S / 2)
             now = time.monotonic()
             with self._lock:
-                if self._pid != os.getpid():
-                    return
                 due = [key for key, held in self._held.items() if held.until <= now]
                 expired = [self._held.pop(key) for key in due]
                 # Used up and no admit since to say so: give back nothing, off `held`.
