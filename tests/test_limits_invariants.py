@@ -263,18 +263,22 @@ def other_process(private_redis) -> RedisLeaseStore:
                            reserve_max=16)  # fmt: skip
 
 
+def limits_now(principal: Principal):
+    return limits._limits(principal.subscription_id, principal.plan, time.time())
+
+
+def busy_steps(store: RedisLeaseStore, principal: Principal, n: int) -> list:
+    """`n` back-to-back 1-unit admits in `store`'s process (reservations grow): their Steps."""
+    return [store.admit(limits_now(principal), units=1, now=time.time()) for _ in range(n)]
+
+
 def busy_admits(store: RedisLeaseStore, principal: Principal, n: int) -> int:
-    """`n` back-to-back 1-unit admits in `store`'s process (reservations grow); delivered."""
-    delivered = 0
-    for _ in range(n):
-        limits_now = limits._limits(principal.subscription_id, principal.plan, time.time())
-        delivered += store.admit(limits_now, units=1, now=time.time()).admitted
-    return delivered
+    """Units delivered by `busy_steps`."""
+    return sum(step.admitted for step in busy_steps(store, principal, n))
 
 
 def held_units(store: RedisLeaseStore, principal: Principal) -> int:
-    limits_now = limits._limits(principal.subscription_id, principal.plan, time.time())
-    return store.reservations.units_held(limits_now)
+    return store.reservations.units_held(limits_now(principal))
 
 
 def test_units_a_busy_process_reserved_come_back_so_another_gets_the_last_of_the_quota(
@@ -372,14 +376,10 @@ def test_counts_a_reservation_gives_back_are_still_crossed(private_redis, make_s
     # back unused must be crossed again by the admits that get them (quota.threshold at any level).
     principal = principal_for(make_subscriber)
     busy = other_process(private_redis)
-    seen: list[tuple[int, int]] = []
-    for _ in range(300):
-        step = busy.admit(
-            limits._limits(principal.subscription_id, principal.plan, time.time()),
-            units=1,
-            now=time.time(),
-        )
-        seen.append((step.before if step.before is not None else step.used - 1, step.used))
+    seen = [
+        (step.before if step.before is not None else step.used - 1, step.used)
+        for step in busy_steps(busy, principal, 300)
+    ]
     assert held_units(busy, principal) > 0  # the test means something
     busy.reservations.give_back_all()
     spend(principal, seen=seen)

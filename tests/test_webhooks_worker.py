@@ -62,6 +62,8 @@ def test_thirty_two_threads_spending_a_free_quota_get_each_threshold_exactly_onc
         )
         admitted = hammer(f"{live_server.url}/api/v1/models/iris/predict", key, quota_worker)
         assert sum(admitted) == 1000
+        # Emitted first, then delivered: a failure says which of the two fell short.
+        wait_for(lambda: Event.objects.filter(type="quota.threshold").count() == 3, timeout=10)
         received = receiver.wait_for(3)
         time.sleep(1.0)  # any duplicate would arrive now
         received = list(receiver.requests)
