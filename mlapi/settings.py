@@ -212,7 +212,7 @@ MLAPI_LIMITS_LEASE_FRACTION = env_float("MLAPI_LIMITS_LEASE_FRACTION", 0.001)
 MLAPI_LIMITS_LEASE_MAX = env_int("MLAPI_LIMITS_LEASE_MAX", 1_000_000)
 # Requests' worth of tokens and units a busy process may hold for ~50 ms (keys.limits
 # .reservations); 0 sends every admit to Redis.
-MLAPI_LIMITS_RESERVE_MAX = env_int("MLAPI_LIMITS_RESERVE_MAX", 0)
+MLAPI_LIMITS_RESERVE_MAX = env_int("MLAPI_LIMITS_RESERVE_MAX", 16)
 
 # --- Auth -------------------------------------------------------------------------------
 PASSWORD_HASHERS = [

@@ -98,7 +98,7 @@ def _build_store(name: str, url: str) -> LimitsStore:
         url,
         lease_fraction=float(getattr(settings, "MLAPI_LIMITS_LEASE_FRACTION", 0.001)),
         lease_max=int(getattr(settings, "MLAPI_LIMITS_LEASE_MAX", 1_000_000)),
-        reserve_max=int(getattr(settings, "MLAPI_LIMITS_RESERVE_MAX", 0)),
+        reserve_max=int(getattr(settings, "MLAPI_LIMITS_RESERVE_MAX", 16)),
     )
 
 
