@@ -96,9 +96,9 @@ def _build_store(name: str, url: str) -> LimitsStore:
 
     return RedisLeaseStore(
         url,
-        lease_fraction=float(getattr(settings, "MLAPI_LIMITS_LEASE_FRACTION", 0.001)),
-        lease_max=int(getattr(settings, "MLAPI_LIMITS_LEASE_MAX", 1_000_000)),
-        reserve_max=int(getattr(settings, "MLAPI_LIMITS_RESERVE_MAX", 16)),
+        lease_fraction=float(settings.MLAPI_LIMITS_LEASE_FRACTION),
+        lease_max=int(settings.MLAPI_LIMITS_LEASE_MAX),
+        reserve_max=int(settings.MLAPI_LIMITS_RESERVE_MAX),
     )
 
 
