@@ -196,7 +196,9 @@ class QuotaCounter(models.Model):
     """Predictions used by one subscription in one calendar quota period (UTC).
 
     Consumed with one conditional UPDATE (`used + n <= limit`), never read-then-write.
-    `extension` is an operator's one-off grant for this period only.
+    `extension` is an operator's one-off grant for this period only. `held` counts the
+    processes' reservations of the database store (keys.limits.reservations) still out, until
+    `held_until` (epoch seconds) at the latest: a refusal for quota waits for them.
     """
 
     subscription = models.ForeignKey(
@@ -205,6 +207,9 @@ class QuotaCounter(models.Model):
     period_start = models.DateTimeField()
     used = models.PositiveBigIntegerField(default=0)
     extension = models.PositiveBigIntegerField(default=0)
+    # Database defaults too: the limits' raw upserts insert rows without naming them.
+    held = models.PositiveIntegerField(default=0, db_default=0)
+    held_until = models.FloatField(default=0.0, db_default=0.0)
 
     class Meta:
         constraints = [

@@ -23,8 +23,14 @@ from keys import limits, services
 from keys.events import crossed
 from keys.limits import leases, reservations
 from keys.limits.redis_leases import RedisLeaseStore
-from keys.models import QuotaCounter
 from keys.principal import Principal
+from tests.support.reservations import (
+    busy_admits,
+    busy_steps,
+    counter,
+    held_units,
+    spend,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
 QUOTA = 2000
@@ -51,35 +57,6 @@ def principal_for(make_subscriber, quota: int = QUOTA) -> Principal:
     )
 
 
-def spend(
-    principal: Principal, *, limit: int | None = None, threads: int = 1, seen: list | None = None
-) -> int:
-    """Admit 1-unit requests until refused (or `limit` delivered); the units delivered.
-    `seen` collects the (before, used) each admit reported."""
-    delivered = [0] * threads
-
-    def run(i: int) -> None:
-        try:
-            while limit is None or sum(delivered) < limit:
-                try:
-                    state = limits.admit(principal=principal, units=1)
-                except limits.QuotaExceeded:
-                    return
-                delivered[i] += 1
-                if seen is not None:
-                    seen.append((state.before, state.used))
-        finally:
-            if threads > 1:
-                connection.close()  # this thread's own connection
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
-    return sum(delivered)
-
-
 def pooled(server: PrivateRedis) -> dict[bytes, int]:
     """Units in each pool, once this process gave back its reservations (keys.limits
     .reservations: its sweeper does so within 50 ms anyway)."""
@@ -87,10 +64,6 @@ def pooled(server: PrivateRedis) -> dict[bytes, int]:
     client = server.client()
     pools = [k for k in client.scan_iter("mlapi:pool:*") if client.type(k) == b"hash"]
     return {k: int(client.hget(k, "units") or 0) for k in pools}
-
-
-def counter(principal: Principal) -> int:
-    return QuotaCounter.objects.get(subscription_id=principal.subscription_id).used
 
 
 def test_pooled_admits_are_exact_and_leave_nothing_stranded(private_redis, make_subscriber):
@@ -261,24 +234,6 @@ def _wait_replicated(master: PrivateRedis, replica: PrivateRedis) -> None:
 def other_process(private_redis) -> RedisLeaseStore:
     return RedisLeaseStore(private_redis.url(), lease_fraction=FRACTION, lease_max=10_000,
                            reserve_max=16)  # fmt: skip
-
-
-def limits_now(principal: Principal):
-    return limits._limits(principal.subscription_id, principal.plan, time.time())
-
-
-def busy_steps(store: RedisLeaseStore, principal: Principal, n: int) -> list:
-    """`n` back-to-back 1-unit admits in `store`'s process (reservations grow): their Steps."""
-    return [store.admit(limits_now(principal), units=1, now=time.time()) for _ in range(n)]
-
-
-def busy_admits(store: RedisLeaseStore, principal: Principal, n: int) -> int:
-    """Units delivered by `busy_steps`."""
-    return sum(step.admitted for step in busy_steps(store, principal, n))
-
-
-def held_units(store: RedisLeaseStore, principal: Principal) -> int:
-    return store.reservations.units_held(limits_now(principal))
 
 
 def test_units_a_busy_process_reserved_come_back_so_another_gets_the_last_of_the_quota(

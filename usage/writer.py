@@ -13,6 +13,7 @@ from collections.abc import Iterable
 
 from django.db import IntegrityError, connection, transaction
 
+from keys.limits.sqlite import queued_writes
 from keys.models import ApiKey, Subscription
 from usage.events import UsageEvent
 from usage.models import LATENCY_FIELDS, DailyUsage, UsageRecord, latency_bucket
@@ -205,6 +206,6 @@ def insert_records(events: list[UsageEvent]) -> None:
 def _write(events: list[UsageEvent]) -> None:
     if not events:
         return
-    with transaction.atomic():
+    with queued_writes(), transaction.atomic():
         insert_records(events)
         upsert_rollups(aggregate(events))

@@ -89,7 +89,7 @@ def _build_store(name: str, url: str) -> LimitsStore:
     if name == "database":
         from keys.limits.database import DatabaseStore
 
-        return DatabaseStore()
+        return DatabaseStore(reserve_max=int(settings.MLAPI_LIMITS_RESERVE_MAX))
     if not url:
         raise ImproperlyConfigured("MLAPI_LIMITS_STORE=redis needs REDIS_URL")
     from keys.limits.redis_leases import RedisLeaseStore

@@ -33,12 +33,19 @@ def statements(vendor: str) -> dict[str, str]:
     )
     lock = "" if vendor == "sqlite" else " FOR UPDATE"  # SQLite: atomic() is BEGIN IMMEDIATE
     return {
+        # `n` tokens (1, or 1 + a reservation's), leaving at least `floor` in the bucket; a
+        # missing row is a full bucket (a reservation is never larger than half the burst).
         "take": (
             f"INSERT INTO {BUCKET} (subscription_id, tokens, updated_at) "  # noqa: S608
-            f"VALUES (%(sub)s, %(burst)s - 1, %(now)s) "
-            f"ON CONFLICT (subscription_id) DO UPDATE SET tokens = {refilled} - 1, "
+            f"VALUES (%(sub)s, %(burst)s - %(n)s, %(now)s) "
+            f"ON CONFLICT (subscription_id) DO UPDATE SET tokens = {refilled} - %(n)s, "
             f"updated_at = {greatest}({BUCKET}.updated_at, %(now)s) "
-            f"WHERE {refilled} >= 1 RETURNING tokens"
+            f"WHERE {refilled} >= %(n)s + %(floor)s RETURNING tokens"
+        ),
+        "give_tokens": (
+            f"UPDATE {BUCKET} SET tokens = {least}(%(burst)s, {refilled} + %(n)s), "  # noqa: S608
+            f"updated_at = {greatest}({BUCKET}.updated_at, %(now)s) "
+            f"WHERE subscription_id = %(sub)s"
         ),
         "peek_bucket": f"SELECT tokens, updated_at FROM {BUCKET} WHERE subscription_id = %(sub)s",  # noqa: S608
         "consume": (
@@ -55,7 +62,24 @@ def statements(vendor: str) -> dict[str, str]:
             f"UPDATE {COUNTER} SET used = used + %(units)s WHERE {WHERE_PERIOD} "  # noqa: S608
             f"AND used + %(units)s <= %(quota)s + extension RETURNING used, extension"
         ),
+        # A reservation's units: only while the count stays below `below` percent of the
+        # limit (quota.threshold crossings and the period's last units are never reserved).
+        "reserve_units": (
+            f"UPDATE {COUNTER} SET used = used + %(units)s, "  # noqa: S608
+            f"held = CASE WHEN held_until < %(now)s THEN 1 ELSE held + 1 END, "
+            f"held_until = %(until)s WHERE {WHERE_PERIOD} "
+            f"AND (used + %(units)s) * 100 < (%(quota)s + extension) * %(below)s "
+            f"RETURNING used"
+        ),
+        "unreserve": (
+            f"UPDATE {COUNTER} SET used = used - {least}(used, %(units)s), "  # noqa: S608
+            f"held = {greatest}(0, held - 1) WHERE {WHERE_PERIOD}"
+        ),
         "read": f"SELECT used, extension FROM {COUNTER} WHERE {WHERE_PERIOD}",  # noqa: S608
+        "read_held": (
+            f"SELECT used, extension, held, held_until FROM {COUNTER} "  # noqa: S608
+            f"WHERE {WHERE_PERIOD}"
+        ),
         "read_locked": f"SELECT used, extension FROM {COUNTER} WHERE {WHERE_PERIOD}{lock}",  # noqa: S608
         "ensure_row": (
             f"INSERT INTO {COUNTER} (subscription_id, period_start, used, extension) "  # noqa: S608
@@ -73,7 +97,8 @@ def statements(vendor: str) -> dict[str, str]:
 @functools.cache
 def sqlite3_statements() -> dict[str, str]:
     """The statements with sqlite3's own `:name` placeholders (the direct SQLite path)."""
-    names = ("sub", "burst", "now", "rate", "start", "units", "quota")
+    names = ("sub", "burst", "now", "rate", "start", "units", "quota", "n", "floor", "until",
+             "below")  # fmt: skip
     return {k: v % {n: f":{n}" for n in names} for k, v in statements("sqlite").items()}
 
 
@@ -94,8 +119,11 @@ def refilled(row, rate: float, burst: int, now: float) -> float:
     return min(float(burst), float(row[0]) + max(0.0, now - float(row[1])) * rate)
 
 
-def bucket_params(subscription_id: int, rate: float, burst: int, now: float) -> dict:
-    return {"sub": subscription_id, "rate": rate, "burst": float(burst), "now": now}
+def bucket_params(
+    subscription_id: int, rate: float, burst: int, now: float, n: int = 1, floor: float = 0.0
+) -> dict:
+    return {"sub": subscription_id, "rate": rate, "burst": float(burst), "now": now, "n": n,
+            "floor": floor}  # fmt: skip
 
 
 def consume_statement(units: int, quota: int) -> str:
