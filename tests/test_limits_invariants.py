@@ -11,12 +11,9 @@ that lags behind. After every fault the subscription keeps spending until refuse
 
 from __future__ import annotations
 
-import random
-import threading
 import time
 
 import pytest
-from django.db import connection
 
 from bench.stores import PrivateRedis, redis_available
 from keys import limits, services
@@ -30,6 +27,8 @@ from tests.support.reservations import (
     counter,
     held_units,
     spend,
+    spend_mixed_sizes,
+    tokens_until_rate_limited,
 )
 
 pytestmark = [pytest.mark.services, pytest.mark.django_db(transaction=True)]
@@ -278,13 +277,7 @@ def test_tokens_a_busy_process_reserved_come_back_to_the_bucket(private_redis, m
         first = busy_admits(busy, principal, 40)
         assert first == 40
         time.sleep(reservations.WINDOW_S * 4)  # its sweeper gives back what it did not use
-        rest = 0
-        while True:
-            try:
-                limits.admit(principal=principal, units=1)
-            except limits.RateLimited:
-                break
-            rest += 1
+        rest = tokens_until_rate_limited(principal)
         assert first + rest == 200  # the burst exactly (the rate adds nothing in this time)
     finally:
         busy.close()
@@ -296,31 +289,7 @@ def test_thirty_two_threads_of_mixed_sizes_cross_every_threshold_with_reservatio
     # Requests of 1-5 units each get their own reservation; none may hide a quota.threshold.
     settings.MLAPI_LIMITS_LEASE_FRACTION = 0.01
     principal = principal_for(make_subscriber, quota=1000)
-    seen: list[tuple[int, int, int]] = []
-    lock = threading.Lock()
-
-    def run(seed: int) -> None:
-        rng, size_after_refusal = random.Random(seed), None
-        try:
-            while True:
-                size = size_after_refusal or rng.randint(1, 5)
-                try:
-                    state = limits.admit(principal=principal, units=size)
-                except limits.QuotaExceeded:
-                    if size == 1:
-                        return
-                    size_after_refusal = 1
-                    continue
-                with lock:
-                    seen.append((state.before, state.used, size))
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=run, args=(i,)) for i in range(32)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(60)
+    seen = spend_mixed_sizes(principal, threads=32)
     assert sum(size for _, _, size in seen) == 1000 == counter(principal)
     hits = {p for before, used, _ in seen for p in crossed(before=before, used=used, limit=1000)}
     assert hits == {80, 90, 100}

@@ -3,6 +3,7 @@ what it counted: shared by the invariant tests of every store."""
 
 from __future__ import annotations
 
+import random
 import threading
 import time
 
@@ -63,3 +64,45 @@ def busy_admits(store: LimitsStore, principal: Principal, n: int) -> int:
 
 def held_units(store: LimitsStore, principal: Principal) -> int:
     return store.reservations.units_held(limits_now(principal))
+
+
+def spend_mixed_sizes(principal: Principal, *, threads: int) -> list[tuple[int, int, int]]:
+    """`threads` threads of 1-5-unit requests (1 after a refusal) until refused for quota:
+    each admit's (before, used, units)."""
+    seen: list[tuple[int, int, int]] = []
+    lock = threading.Lock()
+
+    def run(seed: int) -> None:
+        rng, size_after_refusal = random.Random(seed), None
+        try:
+            while True:
+                size = size_after_refusal or rng.randint(1, 5)
+                try:
+                    state = limits.admit(principal=principal, units=size)
+                except limits.QuotaExceeded:
+                    if size == 1:
+                        return
+                    size_after_refusal = 1
+                    continue
+                with lock:
+                    seen.append((state.before, state.used, size))
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    return seen
+
+
+def tokens_until_rate_limited(principal: Principal) -> int:
+    """Single-unit admits until the bucket refuses: how many it gave."""
+    taken = 0
+    while True:
+        try:
+            limits.admit(principal=principal, units=1)
+        except limits.RateLimited:
+            return taken
+        taken += 1
