@@ -100,6 +100,11 @@ def _read(run: Execute, period: dict) -> tuple[int, int]:
     return (int(row[0]), int(row[1])) if row else (0, 0)
 
 
+def _held_elsewhere(held: int, held_until: float, now: float) -> bool:
+    """Reservations are out (`QuotaCounter.held`), and not only a dead holder's stale count."""
+    return held > 0 and held_until > now
+
+
 class HeldElsewhere(Exception):
     """A refusal for quota while reservations are out: roll back, wait, try again."""
 
@@ -133,8 +138,8 @@ def admit_in_transaction(
     params = {**period, "units": units, "quota": limits.quota}
     row = run(sql.consume_statement(units, limits.quota), params)
     if row is None:
-        used, extension, held, held_until = run("read_held", period) or (0, 0, 0, 0.0)
-        if wait and held > 0 and held_until > now:
+        used, extension, held, held_until = run("read", period) or (0, 0, 0, 0.0)
+        if wait and _held_elsewhere(held, held_until, now):
             raise HeldElsewhere
         if reserve:
             run("give_tokens", sql.bucket_params(sub, rate, burst, now, reserve), fetch=False)
@@ -218,8 +223,8 @@ class DatabaseStore(LimitsStore):
             self.reservations.give_back_all()
             ok, used, extension = consume_quota(**args)
         if not ok:
-            row = execute("read_held", _period(limits.subscription_id, limits.period_start))
-            if row and row[2] > 0 and row[3] > time.time():
+            row = execute("read", _period(limits.subscription_id, limits.period_start))
+            if row and _held_elsewhere(row[2], row[3], time.time()):
                 raise ServiceUnavailable(
                     "Part of the quota is reserved by requests in flight; try again in a second.",
                     headers={"Retry-After": "1"},

@@ -75,8 +75,7 @@ def statements(vendor: str) -> dict[str, str]:
             f"UPDATE {COUNTER} SET used = used - {least}(used, %(units)s), "  # noqa: S608
             f"held = {greatest}(0, held - 1) WHERE {WHERE_PERIOD}"
         ),
-        "read": f"SELECT used, extension FROM {COUNTER} WHERE {WHERE_PERIOD}",  # noqa: S608
-        "read_held": (
+        "read": (
             f"SELECT used, extension, held, held_until FROM {COUNTER} "  # noqa: S608
             f"WHERE {WHERE_PERIOD}"
         ),
