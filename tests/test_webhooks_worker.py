@@ -20,6 +20,7 @@ from tests.support.jobs import JOB_QUEUE, submit_instances, wait_for
 from tests.support.load import hammer, quota_worker
 from tests.support.webhook_helpers import (
     WEBHOOK_QUEUE,
+    beat_sweeping,
     independent_signature_ok,
     org_with_owner,
     verified,
@@ -87,7 +88,7 @@ def test_a_failing_receiver_gets_the_same_webhook_id_until_it_answers_2xx(worker
     subscription, owner, _ = org_with_owner()
     client.force_login(owner)
     org = subscription.organization
-    with Receiver([500, 500, 500, "ok"]) as receiver:
+    with Receiver([500, 500, 500, "ok"]) as receiver, beat_sweeping():
         endpoint, secret = services.create_webhook_endpoint(
             organization=org, url=receiver.url, events=["key.revoked"]
         )
