@@ -24,7 +24,66 @@ import time
 from pathlib import Path
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-BODY = b'{"instances": [[5.1, 3.5, 1.4, 0.2]]}'
+IRIS = [5.1, 3.5, 1.4, 0.2]
+BODY = json.dumps({"instances": [IRIS]}).encode()
+
+
+class CallContext:
+    """What a gRPC handler asks of its `grpc.ServicerContext`, without a server or socket."""
+
+    def __init__(self, key: str) -> None:
+        self.metadata = (("x-api-key", key),)
+        self.code = None
+
+    def invocation_metadata(self):
+        return self.metadata
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:50000"
+
+    def time_remaining(self):
+        return None
+
+    def send_initial_metadata(self, metadata) -> None:
+        pass
+
+    def set_trailing_metadata(self, metadata) -> None:
+        pass
+
+    def abort(self, code, details: str):
+        self.code = code
+        raise RuntimeError(details)
+
+
+def grpc_request(rows: int) -> bytes:
+    """A serialized `ModelInferRequest`: `rows` iris rows as raw FP64, the `predict` output."""
+    import numpy as np
+
+    from predictions.grpc import messages as pb
+
+    request = pb.ModelInferRequest(model_name="iris")
+    request.inputs.add(name="input", datatype="FP64", shape=[rows, 4])
+    request.raw_input_contents.append(np.tile(np.asarray(IRIS, dtype="<f8"), (rows, 1)).tobytes())
+    request.outputs.add(name="predict")
+    return request.SerializeToString()
+
+
+def grpc_infer(key: str):
+    """`infer(raw) -> "200 OK"`: the gRPC server's ModelInfer handler, called in process."""
+    from predictions.grpc.service import InferenceService
+
+    service = InferenceService()
+    handler = service.metered("ModelInfer", service.model_infer, consumes_quota=True)
+
+    def infer(raw: bytes) -> str:
+        context = CallContext(key)
+        try:
+            handler(raw, context)
+        except RuntimeError as exc:
+            return f"{context.code}: {exc}"
+        return "200 OK"
+
+    return infer
 
 
 def prepare(data_dir: str) -> str:
@@ -62,6 +121,9 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--settings", default="mlapi.settings")
+    parser.add_argument(
+        "--rows", type=int, default=0, help="also REST and gRPC (1 and this many rows)"
+    )
     args = parser.parse_args()
     data_dir = tempfile.mkdtemp(prefix="mlapi-wsgi-cpu-")
     os.environ.update(
@@ -84,12 +146,25 @@ def main() -> None:
         result.close()
         return status[0]
 
+    infer = grpc_infer(key)
     cases = {
-        "metered iris predict": lambda: environ("POST", "/api/v1/models/iris/predict", BODY, key),
-        "GET /healthz": lambda: environ("GET", "/healthz"),
+        "metered iris predict": lambda: call(
+            environ("POST", "/api/v1/models/iris/predict", BODY, key)
+        ),
+        "GET /healthz": lambda: call(environ("GET", "/healthz")),
     }
-    for name, make in cases.items():
-        status = call(make())
+    if args.rows:
+        body = json.dumps({"instances": [IRIS] * args.rows}).encode()
+        grpc_one, grpc_many = grpc_request(1), grpc_request(args.rows)
+        cases |= {
+            f"REST {args.rows} rows": lambda: call(
+                environ("POST", "/api/v1/models/iris/predict", body, key)
+            ),
+            "gRPC 1 row": lambda: infer(grpc_one),
+            f"gRPC {args.rows} rows": lambda: infer(grpc_many),
+        }
+    for name, case in cases.items():
+        status = case()
         if not status.startswith("200"):
             raise SystemExit(f"{name}: {status}")
     per_case: dict[str, list[float]] = {name: [] for name in cases}
@@ -98,7 +173,7 @@ def main() -> None:
         for name in order:
             started = time.process_time()
             for _ in range(args.requests):
-                call(cases[name]())
+                cases[name]()
             per_case[name].append((time.process_time() - started) / args.requests * 1e6)
     for name, values in per_case.items():
         print(f"{name:24} {statistics.median(values):7.0f} us CPU per request (median)")

@@ -28,13 +28,13 @@ from predictions.grpc.status import CallRefused, as_metadata, grpc_code, summari
 from predictions.grpc.tensors import (
     decode_inputs,
     numeric_matrix,
-    raw_output,
     requested_outputs,
 )
 from predictions.inference import models_ready
 from predictions.protocol import (
     SERVER_NAME,
     SERVER_VERSION,
+    binary_contents,
     model_metadata,
     output_names,
     output_tensors,
@@ -212,5 +212,5 @@ class InferenceService:
         )
         for name, datatype, shape, values in output_tensors(predictor, names, result, rows):
             response.outputs.add(name=name, datatype=datatype, shape=shape)
-            response.raw_output_contents.append(raw_output(datatype, values))
+            response.raw_output_contents.append(binary_contents(datatype, values))
         return response

@@ -1,4 +1,5 @@
-"""gRPC tensors <-> the data plane: inputs raw or typed in, outputs raw out (CONTRACT section 8).
+"""gRPC tensors -> the data plane: inputs raw or typed (CONTRACT section 8); outputs are encoded
+by predictions.protocol.binary_contents, as V2 REST's binary outputs are.
 
 Inputs decode to the same `{name: (datatype, shape, flat values)}` that the V2 REST decoder
 (predictions.protocol) produces, so the same rules turn them into instances. Raw contents are
@@ -10,7 +11,6 @@ Malformed tensors raise DRF `ValidationError` (400: INVALID_ARGUMENT).
 from __future__ import annotations
 
 import math
-import struct
 
 import numpy as np
 from rest_framework.exceptions import ValidationError
@@ -99,21 +99,3 @@ def requested_outputs(request, available: list[str]) -> list[str]:
             raise _bad(f"outputs[{index}].name", f"unknown output; expected one of {available}")
         names.append(output.name)
     return names
-
-
-def raw_output(datatype: str, values) -> bytes:
-    """One output tensor's raw contents (the encoding `decode_inputs` reads).
-
-    BYTES outputs are labels from a handful of classes: each distinct value is framed once.
-    """
-    if datatype == "BYTES":
-        frames: dict = {}
-        out = []
-        for value in values:
-            frame = frames.get(value)
-            if frame is None:
-                encoded = str(value).encode()
-                frame = frames[value] = struct.pack("<I", len(encoded)) + encoded
-            out.append(frame)
-        return b"".join(out)
-    return np.asarray(values, dtype="<f8").tobytes()
