@@ -417,7 +417,12 @@ MLAPI_JOB_QUEUE = os.environ.get("MLAPI_JOB_QUEUE", "")
 MLAPI_REQUIRE_SERVICES = env_bool("MLAPI_REQUIRE_SERVICES", False)
 # gRPC data plane (predictions.grpc, the `grpc` role of `python -m mlapi.serve`).
 MLAPI_GRPC_PORT = env_int("MLAPI_GRPC_PORT", 8001)
-MLAPI_GRPC_THREADS = env_int("MLAPI_GRPC_THREADS", 8)
+# Handler threads per gRPC process. Python runs one thread at a time, so more threads than the
+# process can use only contend (for the interpreter lock and the limits store's write queue):
+# on 2 cores with 2 processes, 2 threads each answered 2.1x the single-row calls of 8 and 1.5x
+# the 1,000-row calls (bench, docs/performance.md, session 7). A slow call holds one thread, as
+# a slow request holds a gunicorn sync worker; raise this for models that wait on I/O.
+MLAPI_GRPC_THREADS = env_int("MLAPI_GRPC_THREADS", 2)
 MLAPI_GRPC_REUSEPORT = env_bool("MLAPI_GRPC_REUSEPORT")  # set by mlapi.serve
 MLAPI_GRPC_GRACE_S = env_float("MLAPI_GRPC_GRACE_S", 10.0)
 MLAPI_GRPC_TLS_CERT = os.environ.get("MLAPI_GRPC_TLS_CERT", "")  # PEM files; both or neither

@@ -6,7 +6,7 @@ parent that forks afterwards (gunicorn's master, Celery's prefork pool): gRPC's 
 and sockets do not survive a fork.
 
 Settings: MLAPI_GRPC_PORT (default 8001) on HOST, MLAPI_GRPC_THREADS (handler threads,
-default 8), MLAPI_GRPC_TLS_CERT + MLAPI_GRPC_TLS_KEY (PEM files: TLS instead of plaintext),
+default 2), MLAPI_GRPC_TLS_CERT + MLAPI_GRPC_TLS_KEY (PEM files: TLS instead of plaintext),
 MLAPI_MAX_REQUEST_BYTES (message limit), MLAPI_GRPC_REUSEPORT (share the port with sibling
 processes: set by `mlapi.serve` for MLAPI_GRPC_PROCESSES > 1), MLAPI_GRPC_GRACE_S (seconds
 in-flight calls get on SIGTERM, default 10).
