@@ -1,6 +1,7 @@
 """CPU per request of the WSGI application itself: metered iris predict vs GET /healthz.
 
     .venv/bin/python bench/wsgi_cpu.py [--requests 2000] [--rounds 5] [--settings MODULE]
+        [--rows N]
 
 No server, no sockets, no load generator: the production-mode Django app is called in process
 with a WSGI environ, so the figure is what mlapi's own code costs (middleware, DRF, key auth,
@@ -8,6 +9,10 @@ limits, validation, ONNX, usage recording) without gunicorn or the machine's noi
 connections. CPU time (`time.process_time`) per request, median over alternating rounds.
 A fresh data dir is migrated, bootstrapped and provisioned like `make bench`'s server.
 `--settings` compares a variant (e.g. a module that imports mlapi.settings and edits MIDDLEWARE).
+`--rows N` adds REST with N rows and the gRPC ModelInfer handler (raw FP64, 1 and N rows), called
+in process with a stand-in for its `grpc.ServicerContext`: what the data plane costs each
+protocol without its transport, against which the served figures (bench/grpc_vs_rest.py) show
+what gunicorn and gRPC's server add.
 """
 
 from __future__ import annotations
