@@ -10,8 +10,11 @@ from __future__ import annotations
 
 import socket
 import struct
+import sys
 import threading
 import time
+import traceback
+import warnings
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -97,12 +100,40 @@ class Receiver:
         self.server.shutdown()
         self.server.server_close()
 
-    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
-        """The first `count` requests, once they have arrived (fails the test on timeout)."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+    def wait_for(
+        self, count: int, timeout: float = 30.0, *, slow_after: float | None = None
+    ) -> list[Received]:
+        """The first `count` requests, once they have arrived (fails the test on timeout).
+
+        Past `slow_after` seconds the process's thread stacks are taken once: a warning when the
+        requests still arrive, part of the failure when they do not (what the worker was doing).
+        """
+        started = time.monotonic()
+        stacks = ""
+        while time.monotonic() - started < timeout:
             with self.lock:
                 if len(self.requests) >= count:
+                    if stacks:
+                        warnings.warn(
+                            f"{count} webhook requests took {time.monotonic() - started:.1f}s;"
+                            f" threads after {slow_after}s:\n{stacks}",
+                            stacklevel=2,
+                        )
                     return list(self.requests)
+            if slow_after is not None and not stacks and time.monotonic() - started > slow_after:
+                stacks = thread_stacks()
             time.sleep(0.02)
-        raise AssertionError(f"{len(self.requests)} of {count} webhook requests within {timeout}s")
+        raise AssertionError(
+            f"{len(self.requests)} of {count} webhook requests within {timeout}s;"
+            f" threads:\n{stacks or thread_stacks()}"
+        )
+
+
+def thread_stacks(frames: int = 12) -> str:
+    """Every thread's innermost `frames` frames, by thread name."""
+    names = {thread.ident: thread.name for thread in threading.enumerate()}
+    parts = []
+    for ident, frame in sys._current_frames().items():
+        stack = "".join(traceback.format_stack(frame)[-frames:])
+        parts.append(f"--- {names.get(ident, ident)}\n{stack}")
+    return "\n".join(parts)
