@@ -32,27 +32,18 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench import loadgen, servers, stores
 from bench.cpu import CpuMeter, _tree_seconds
+from bench.wsgi_cpu import IRIS, grpc_request
 
-IRIS = [5.1, 3.5, 1.4, 0.2]
 ROWS = {"1 row": 1, "1000 rows": 1000}
 
 
 def grpc_body(rows: int) -> bytes:
     """A gRPC length-prefixed `ModelInferRequest` frame (raw FP64 contents) for h2load."""
-    from tritonclient.grpc import service_pb2
-
-    values = np.tile(np.asarray(IRIS, dtype="<f8"), (rows, 1))
-    request = service_pb2.ModelInferRequest(model_name="iris")
-    request.inputs.add(name="input", datatype="FP64", shape=[rows, 4])
-    request.raw_input_contents.append(values.tobytes())
-    request.outputs.add(name="predict")  # what REST v1 answers by default: no probabilities
-    message = request.SerializeToString()
+    message = grpc_request(rows)
     return b"\0" + struct.pack(">I", len(message)) + message
 
 

@@ -61,7 +61,8 @@ class CallContext:
 
 
 def grpc_request(rows: int) -> bytes:
-    """A serialized `ModelInferRequest`: `rows` iris rows as raw FP64, the `predict` output."""
+    """A serialized `ModelInferRequest`: `rows` iris rows as raw FP64, the `predict` output
+    (what REST v1 answers by default: no probabilities). bench/grpc_vs_rest.py frames it."""
     import numpy as np
 
     from predictions.grpc import messages as pb
@@ -151,7 +152,6 @@ def main() -> None:
         result.close()
         return status[0]
 
-    infer = grpc_infer(key)
     cases = {
         "metered iris predict": lambda: call(
             environ("POST", "/api/v1/models/iris/predict", BODY, key)
@@ -159,6 +159,7 @@ def main() -> None:
         "GET /healthz": lambda: call(environ("GET", "/healthz")),
     }
     if args.rows:
+        infer = grpc_infer(key)
         body = json.dumps({"instances": [IRIS] * args.rows}).encode()
         grpc_one, grpc_many = grpc_request(1), grpc_request(args.rows)
         cases |= {
